@@ -1,0 +1,129 @@
+package event
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func sampleEvent() Event {
+	ts := time.Date(2025, 6, 22, 12, 0, 0, 123456000, time.UTC)
+	return Event{
+		EventID: "0190c1c2-7a9b-7cde-8f00-0123456789ab", ReceivedAt: ts.Add(time.Second), NodeID: "node-1",
+		EventType: "pageview", SessionID: "sess_abc123", VisitorID: "vis_xyz789", SiteID: "example-com",
+		Timestamp: ts, URL: "https://example.com/page?a=\"b\"", Path: "/page", Referrer: "https://google.com/",
+		IPAddress: "203.0.113.7", UserAgent: "Mozilla/5.0", Origin: "https://example.com",
+		Raw: []byte(`{"eventType":"pageview","attribution":{"utmParams":{"utm_source":"google"}}}`),
+	}
+}
+
+func TestRecordRoundTrip(t *testing.T) {
+	cases := map[string]func(e *Event){
+		"full": func(e *Event) {},
+		"minimal": func(e *Event) {
+			*e = Event{EventID: e.EventID, ReceivedAt: e.ReceivedAt, Timestamp: e.ReceivedAt, Raw: []byte("{}")}
+		},
+		"control chars": func(e *Event) { e.URL = "a\x01b\nc\td\"\\" },
+		"unicode":       func(e *Event) { e.Path = "/café/日本\u2028x" },
+		"bad timestamp": func(e *Event) { e.TimestampRaw = "yesterday"; e.TimestampStatus = TimestampUnparseable },
+	}
+	for name, mutate := range cases {
+		t.Run(name, func(t *testing.T) {
+			want := sampleEvent()
+			mutate(&want)
+			rec := AppendRecord(nil, &want)
+			if !json.Valid(rec) {
+				t.Fatalf("record is not valid JSON: %s", rec)
+			}
+			var d Decoder
+			var got Event
+			if err := d.DecodeRecord(rec, &got); err != nil {
+				t.Fatalf("decode: %v", err)
+			}
+			var rawWant, rawGot any
+			_ = json.Unmarshal(want.Raw, &rawWant)
+			_ = json.Unmarshal(got.Raw, &rawGot)
+			if !reflect.DeepEqual(rawWant, rawGot) {
+				t.Fatalf("raw: got %s want %s", got.Raw, want.Raw)
+			}
+			got.Raw, want.Raw = nil, nil
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("got %+v\nwant %+v", got, want)
+			}
+		})
+	}
+}
+
+func TestInvalidUTF8BecomesReplacementChar(t *testing.T) {
+	out := AppendJSONString(nil, "a\xffb")
+	if string(out) != `"a\ufffdb"` {
+		t.Fatalf("got %s", out)
+	}
+}
+
+func TestDecodeRejectsGarbage(t *testing.T) {
+	var d Decoder
+	var e Event
+	for _, in := range []string{"", "[]", `{"v":2,"event_id":"x","received_at":"2025-01-01T00:00:00Z"}`, `{"v":1}`, `{"v":1,"event_id":1}`, "{\"v\":1,\"event_id\":\"x\",\"received_at\":\"nope\"}"} {
+		if err := d.DecodeRecord([]byte(in), &e); err == nil {
+			t.Errorf("%q: decoded without error", in)
+		}
+	}
+}
+
+func TestSanitizeText(t *testing.T) {
+	if got := SanitizeText("a\x00b\xffc"); got != "ab\ufffdc" {
+		t.Fatalf("got %q", got)
+	}
+	s := "plain"
+	if got := SanitizeText(s); got != s {
+		t.Fatal("changed clean text")
+	}
+	if strings.Contains(SanitizeText("日本\x00"), "\x00") {
+		t.Fatal("NUL kept")
+	}
+}
+
+func FuzzDecodeRecord(f *testing.F) {
+	e := sampleEvent()
+	f.Add(AppendRecord(nil, &e))
+	f.Add([]byte(`{"v":1}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var d Decoder
+		var got Event
+		if err := d.DecodeRecord(data, &got); err != nil {
+			return
+		}
+		// Anything that decodes must re-encode to valid JSON that decodes the same.
+		rec := AppendRecord(nil, &got)
+		if !json.Valid(rec) {
+			t.Fatalf("re-encoded record is invalid JSON: %q", rec)
+		}
+	})
+}
+
+func BenchmarkAppendRecord(b *testing.B) {
+	e := sampleEvent()
+	buf := make([]byte, 0, 1024)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = AppendRecord(buf[:0], &e)
+	}
+	b.SetBytes(int64(len(buf)))
+}
+
+func BenchmarkDecodeRecord(b *testing.B) {
+	e := sampleEvent()
+	rec := AppendRecord(nil, &e)
+	var d Decoder
+	var got Event
+	b.ReportAllocs()
+	b.SetBytes(int64(len(rec)))
+	for b.Loop() {
+		if err := d.DecodeRecord(rec, &got); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
