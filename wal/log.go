@@ -1,0 +1,812 @@
+package wal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	tidwall "github.com/tidwall/wal"
+)
+
+var (
+	// ErrFull means the WAL is over Options.MaxBytes or the disk is nearly
+	// full. Nothing was written; retry later.
+	ErrFull = errors.New("wal full")
+	// ErrFailed means a write or fsync failed. The log accepts nothing more
+	// until it is reopened.
+	ErrFailed = errors.New("wal failed")
+	// ErrClosed means the log was closed.
+	ErrClosed = errors.New("wal closed")
+	// ErrCompacted means the records asked for were removed.
+	ErrCompacted = errors.New("wal records compacted")
+	// ErrLocked means another process has the WAL directory open.
+	ErrLocked = errors.New("wal directory locked by another process")
+)
+
+// SyncMode says when appended records are fsync'd.
+type SyncMode string
+
+const (
+	// SyncAlways acknowledges an Append after the fsync of its group commit.
+	SyncAlways SyncMode = "always"
+	// SyncInterval fsyncs every Options.SyncInterval and acknowledges after
+	// the write: a power failure loses at most one interval of acknowledged
+	// records (a process crash loses nothing: the page cache survives it).
+	SyncInterval SyncMode = "interval"
+	// SyncNever leaves fsync to the operating system (and to segment
+	// rotation and Close). For benchmarks and disposable data only.
+	SyncNever SyncMode = "never"
+)
+
+// Options configure a Log. Zero values take the defaults in the comments.
+type Options struct {
+	Dir          string
+	Sync         SyncMode      // SyncAlways
+	SyncInterval time.Duration // 50ms
+	SegmentBytes int64         // 16 MiB
+	MaxBytes     int64         // 2 GiB
+	// MinFreeBytes: Append answers ErrFull when the file system has less
+	// free space than this. Default: 2 segments + 64 MiB.
+	MinFreeBytes int64
+	Retention    time.Duration // 0: remove segments as soon as every consumer is past them
+	// MaxBatchRecords caps one group commit. Default 8192.
+	MaxBatchRecords int
+	// SegmentCacheSize is how many sealed segments tidwall/wal keeps in
+	// memory for readers. Default 3.
+	SegmentCacheSize int
+	Logger           *slog.Logger
+	Registerer       prometheus.Registerer
+
+	// syncFile replaces (*os.File).Sync in tests, to inject slow or failing disks.
+	syncFile func(*os.File) error
+}
+
+func (o *Options) setDefaults() {
+	if o.Sync == "" {
+		o.Sync = SyncAlways
+	}
+	if o.SyncInterval <= 0 {
+		o.SyncInterval = 50 * time.Millisecond
+	}
+	if o.SegmentBytes <= 0 {
+		o.SegmentBytes = 16 << 20
+	}
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = 2 << 30
+	}
+	if o.MinFreeBytes <= 0 {
+		o.MinFreeBytes = 2*o.SegmentBytes + 64<<20
+	}
+	if o.MaxBatchRecords <= 0 {
+		o.MaxBatchRecords = 8192
+	}
+	if o.SegmentCacheSize <= 0 {
+		o.SegmentCacheSize = 3
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.syncFile == nil {
+		o.syncFile = (*os.File).Sync
+	}
+}
+
+// Record is one entry read from the log.
+type Record struct {
+	Index uint64
+	Data  []byte // the payload, checksum verified; the caller may keep it
+}
+
+// Segment describes one segment file.
+type Segment struct {
+	FirstIndex uint64
+	LastIndex  uint64 // FirstIndex-1 for an empty segment
+	Bytes      int64
+	Sealed     bool // sealed segments never change
+	SealedAt   time.Time
+	Path       string
+}
+
+// Stats is a snapshot of the log's state.
+type Stats struct {
+	FirstIndex uint64   `json:"first_index"`
+	LastIndex  uint64   `json:"last_index"`
+	Bytes      int64    `json:"bytes"`
+	MaxBytes   int64    `json:"max_bytes"`
+	Segments   int      `json:"segments"`
+	Full       bool     `json:"full"`
+	Failed     string   `json:"failed,omitempty"`
+	Sync       SyncMode `json:"sync"`
+}
+
+// segMeta is this package's view of one segment. The tail's view mirrors
+// tidwall/wal's rotation rule exactly, so that segment boundaries are known
+// without asking tidwall (which does not expose them).
+type segMeta struct {
+	first    uint64
+	count    uint64
+	bytes    int64
+	path     string
+	sealedAt time.Time // zero for the tail
+}
+
+type appendReq struct {
+	records [][]byte
+	bytes   int64
+	first   uint64
+	err     error
+	done    chan struct{}
+}
+
+// Log is an open write-ahead log. Its methods are safe for concurrent use.
+type Log struct {
+	opts    Options
+	dir     string
+	segDir  string
+	log     *slog.Logger
+	metrics *metrics
+	lock    *dirLock
+	tw      *tidwall.Log
+
+	// closeMu guards closed and sending on reqs.
+	closeMu sync.RWMutex
+	closed  bool
+	reqs    chan *appendReq
+	reqPool sync.Pool
+
+	writerDone chan struct{}
+	maintStop  chan struct{}
+	maintDone  chan struct{}
+	maintKick  chan struct{}
+
+	// Owned by the writer goroutine.
+	written  uint64 // last index written to the file
+	synced   uint64 // last index known durable
+	syncFile *os.File
+	twBatch  tidwall.Batch
+	frameBuf []byte
+
+	visible atomic.Uint64 // last index readers may see (durable per mode)
+	first   atomic.Uint64 // first readable index
+	failed  atomic.Pointer[error]
+	lowDisk atomic.Bool
+	// refusedFull is set when an append did not fit and cleared when one
+	// does, so that Err and /ready report "full" before totalBytes reaches
+	// the limit exactly.
+	refusedFull atomic.Bool
+
+	notifyMu sync.Mutex
+	notifyCh chan struct{}
+
+	segMu      sync.Mutex
+	segs       []segMeta
+	totalBytes int64
+
+	consumers *registry
+}
+
+// Open opens (creating if needed) the WAL in opts.Dir, repairing a torn tail.
+func Open(ctx context.Context, opts Options) (*Log, error) {
+	opts.setDefaults()
+	if opts.Dir == "" {
+		return nil, errors.New("wal: Options.Dir is empty")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	dir, err := filepath.Abs(opts.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("wal dir: %w", err)
+	}
+	l := &Log{
+		opts: opts, dir: dir, segDir: filepath.Join(dir, segmentsDirName), log: opts.Logger.With("component", "wal"),
+		reqs: make(chan *appendReq, 4096), writerDone: make(chan struct{}), maintStop: make(chan struct{}),
+		maintDone: make(chan struct{}), maintKick: make(chan struct{}, 1), notifyCh: make(chan struct{}),
+	}
+	l.reqPool.New = func() any { return &appendReq{done: make(chan struct{}, 1)} }
+	if err := os.MkdirAll(l.segDir, 0o750); err != nil {
+		return nil, fmt.Errorf("create wal dir: %w", err)
+	}
+	if l.lock, err = lockDir(dir); err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			l.lock.release()
+		}
+	}()
+	l.metrics = newMetrics(opts.Registerer, l)
+
+	segs, err := recoverSegments(dir, func(path string, offset int64, cut int, reason string) {
+		l.log.Warn("wal torn tail cut", "segment", path, "offset", offset, "bytes_cut", cut, "reason", reason,
+			"quarantine", filepath.Join(dir, quarantineDirName))
+		l.metrics.repairs.Inc()
+		l.metrics.quarantinedBytes.Add(float64(cut))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open wal %s: %w", dir, err)
+	}
+	createdFirst := len(segs) == 0
+	l.tw, err = tidwall.Open(l.segDir, &tidwall.Options{
+		NoSync: true, SegmentSize: int(opts.SegmentBytes), LogFormat: tidwall.Binary,
+		SegmentCacheSize: opts.SegmentCacheSize, AllowEmpty: true, DirPerms: 0o750, FilePerms: 0o640,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open wal segments %s: %w", l.segDir, err)
+	}
+	defer func() {
+		if !ok {
+			l.tw.Close()
+		}
+	}()
+	if createdFirst {
+		if err := syncDir(l.segDir); err != nil {
+			return nil, err
+		}
+		segs = []segMeta{{first: 1, path: filepath.Join(l.segDir, segmentName(1))}}
+	}
+	twFirst, _ := l.tw.FirstIndex()
+	twLast, _ := l.tw.LastIndex()
+	tail := segs[len(segs)-1]
+	if twFirst != segs[0].first || twLast != tail.first+tail.count-1 {
+		return nil, fmt.Errorf("open wal %s: segment scan (%d-%d) disagrees with tidwall/wal (%d-%d)",
+			dir, segs[0].first, tail.first+tail.count-1, twFirst, twLast)
+	}
+	l.segs = segs
+	for _, s := range segs {
+		l.totalBytes += s.bytes
+	}
+	l.written, l.synced = twLast, twLast
+	l.visible.Store(twLast)
+	l.first.Store(twFirst)
+	if l.syncFile, err = os.Open(tail.path); err != nil {
+		return nil, fmt.Errorf("open tail segment for fsync: %w", err)
+	}
+	if l.consumers, err = openRegistry(filepath.Join(dir, consumersFileName)); err != nil {
+		l.syncFile.Close()
+		return nil, err
+	}
+	l.updateLowDisk()
+	ok = true
+	go l.writer()
+	go l.maintain()
+	l.log.Info("wal opened", "dir", dir, "first_index", twFirst, "last_index", twLast,
+		"segments", len(segs), "bytes", l.totalBytes, "sync", string(opts.Sync))
+	return l, nil
+}
+
+// Dir is the WAL directory.
+func (l *Log) Dir() string { return l.dir }
+
+// FirstIndex is the first readable index (LastIndex()+1 when empty).
+func (l *Log) FirstIndex() uint64 { return l.first.Load() }
+
+// LastIndex is the last index readers may see: durable per the sync mode.
+func (l *Log) LastIndex() uint64 { return l.visible.Load() }
+
+// Err returns why the log cannot accept appends now (ErrFailed, ErrFull,
+// ErrClosed), or nil.
+func (l *Log) Err() error {
+	if p := l.failed.Load(); p != nil {
+		return fmt.Errorf("%w: %v", ErrFailed, *p)
+	}
+	l.closeMu.RLock()
+	closed := l.closed
+	l.closeMu.RUnlock()
+	if closed {
+		return ErrClosed
+	}
+	if l.isFull(0) || l.refusedFull.Load() {
+		return ErrFull
+	}
+	return nil
+}
+
+func (l *Log) isFull(extra int64) bool {
+	if l.lowDisk.Load() {
+		return true
+	}
+	l.segMu.Lock()
+	total := l.totalBytes
+	l.segMu.Unlock()
+	return total+extra > l.opts.MaxBytes
+}
+
+// Append writes records as consecutive indexes and returns the first. It
+// returns nil only once the records are durable per the sync mode. If ctx
+// ends first, Append returns ctx.Err() and the records may or may not have
+// been written.
+func (l *Log) Append(ctx context.Context, records [][]byte) (uint64, error) {
+	if len(records) == 0 {
+		return 0, nil
+	}
+	if p := l.failed.Load(); p != nil {
+		return 0, fmt.Errorf("%w: %v", ErrFailed, *p)
+	}
+	req := l.reqPool.Get().(*appendReq)
+	req.records, req.bytes, req.first, req.err = records, 0, 0, nil
+	for _, r := range records {
+		req.bytes += entrySize(len(r) + frameHeaderSize)
+	}
+	l.closeMu.RLock()
+	if l.closed {
+		l.closeMu.RUnlock()
+		l.reqPool.Put(req)
+		return 0, ErrClosed
+	}
+	select {
+	case l.reqs <- req:
+		l.closeMu.RUnlock()
+	case <-ctx.Done():
+		l.closeMu.RUnlock()
+		l.reqPool.Put(req)
+		return 0, ctx.Err()
+	}
+	select {
+	case <-req.done:
+		first, err := req.first, req.err
+		req.records = nil
+		l.reqPool.Put(req)
+		return first, err
+	case <-ctx.Done():
+		// The writer still owns req; it is not returned to the pool.
+		return 0, ctx.Err()
+	}
+}
+
+// writer is the only goroutine that writes to the log.
+func (l *Log) writer() {
+	defer close(l.writerDone)
+	var tick <-chan time.Time
+	if l.opts.Sync == SyncInterval {
+		t := time.NewTicker(l.opts.SyncInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	batch := make([]*appendReq, 0, 64)
+	for {
+		var req *appendReq
+		var ok bool
+		select {
+		case req, ok = <-l.reqs:
+		case <-tick:
+			l.syncNow()
+			continue
+		}
+		if !ok {
+			l.syncNow()
+			return
+		}
+		batch = append(batch[:0], req)
+		n := len(req.records)
+	gather:
+		for n < l.opts.MaxBatchRecords {
+			select {
+			case r, more := <-l.reqs:
+				if !more {
+					break gather
+				}
+				batch = append(batch, r)
+				n += len(r.records)
+			default:
+				break gather
+			}
+		}
+		l.commit(batch)
+	}
+}
+
+// commit writes one group of requests and answers each of them.
+func (l *Log) commit(batch []*appendReq) {
+	reply := func(reqs []*appendReq) {
+		for _, r := range reqs {
+			r.done <- struct{}{}
+		}
+	}
+	if p := l.failed.Load(); p != nil {
+		for _, r := range batch {
+			r.err = fmt.Errorf("%w: %v", ErrFailed, *p)
+		}
+		reply(batch)
+		return
+	}
+	// The disk guard admits requests in order while they fit.
+	accepted := batch[:0:0]
+	var rejected []*appendReq
+	var extra int64
+	for _, r := range batch {
+		if l.isFull(extra + r.bytes) {
+			r.err = ErrFull
+			rejected = append(rejected, r)
+			continue
+		}
+		extra += r.bytes
+		accepted = append(accepted, r)
+	}
+	if len(rejected) > 0 {
+		l.metrics.full.Add(float64(len(rejected)))
+		l.refusedFull.Store(true)
+		reply(rejected)
+	}
+	if len(accepted) == 0 {
+		return
+	}
+	if len(rejected) == 0 {
+		l.refusedFull.Store(false)
+	}
+	l.twBatch.Clear()
+	next := l.written + 1
+	records := 0
+	for _, r := range accepted {
+		r.first = next
+		for _, rec := range r.records {
+			l.frameBuf = appendFrame(l.frameBuf[:0], rec)
+			l.twBatch.Write(next, l.frameBuf)
+			next++
+			records++
+		}
+	}
+	start := time.Now()
+	err := l.tw.WriteBatch(&l.twBatch)
+	if err == nil {
+		err = l.trackSegments(accepted)
+	}
+	if err != nil {
+		l.failStop(fmt.Errorf("write indexes %d-%d: %w", l.written+1, next-1, err))
+		for _, r := range accepted {
+			r.err = fmt.Errorf("%w: %v", ErrFailed, err)
+		}
+		reply(accepted)
+		return
+	}
+	l.written = next - 1
+	l.metrics.batchRecords.Observe(float64(records))
+	l.metrics.appended.Add(float64(records))
+	switch l.opts.Sync {
+	case SyncAlways:
+		if err := l.syncNow(); err != nil {
+			for _, r := range accepted {
+				r.err = fmt.Errorf("%w: %v", ErrFailed, err)
+			}
+		}
+	case SyncNever:
+		l.publish(l.written)
+	case SyncInterval:
+		// Acknowledged after the write; readers see it after the next tick's fsync.
+	}
+	l.metrics.commitSeconds.Observe(time.Since(start).Seconds())
+	reply(accepted)
+}
+
+// syncNow fsyncs the tail segment if anything is unsynced and makes the
+// synced records visible to readers. A failure fail-stops the log.
+func (l *Log) syncNow() error {
+	if l.synced == l.written {
+		return nil
+	}
+	if p := l.failed.Load(); p != nil {
+		return *p
+	}
+	start := time.Now()
+	if err := l.opts.syncFile(l.syncFile); err != nil {
+		err = fmt.Errorf("fsync %s through index %d: %w", l.syncFile.Name(), l.written, err)
+		l.failStop(err)
+		return err
+	}
+	l.metrics.fsyncSeconds.Observe(time.Since(start).Seconds())
+	l.synced = l.written
+	l.publish(l.synced)
+	return nil
+}
+
+func (l *Log) failStop(err error) {
+	if l.failed.CompareAndSwap(nil, &err) {
+		l.metrics.failures.Inc()
+		l.log.Error("wal fail-stopped: accepting nothing until reopened", "error", err)
+	}
+}
+
+// publish makes records up to index visible and wakes waiting readers.
+func (l *Log) publish(index uint64) {
+	l.visible.Store(index)
+	l.notifyMu.Lock()
+	close(l.notifyCh)
+	l.notifyCh = make(chan struct{})
+	l.notifyMu.Unlock()
+}
+
+// trackSegments applies tidwall/wal's rotation rule to the records just
+// written, so this package knows every segment boundary. On rotation the old
+// segment has been fsync'd by tidwall; the directory is fsync'd here so the
+// new file's name is durable, and the fsync descriptor moves to the new tail.
+func (l *Log) trackSegments(reqs []*appendReq) error {
+	l.segMu.Lock()
+	rotated := false
+	index := l.written
+	tail := &l.segs[len(l.segs)-1]
+	rotate := func() {
+		tail.sealedAt = time.Now()
+		l.segs = append(l.segs, segMeta{first: index + 1, path: filepath.Join(l.segDir, segmentName(index+1))})
+		tail = &l.segs[len(l.segs)-1]
+		rotated = true
+	}
+	if tail.bytes > l.opts.SegmentBytes {
+		rotate()
+	}
+	for _, r := range reqs {
+		for _, rec := range r.records {
+			index++
+			n := entrySize(len(rec) + frameHeaderSize)
+			tail.bytes += n
+			tail.count++
+			l.totalBytes += n
+			if tail.bytes >= l.opts.SegmentBytes {
+				rotate()
+			}
+		}
+	}
+	tailPath := tail.path
+	l.segMu.Unlock()
+	if !rotated {
+		return nil
+	}
+	if err := syncDir(l.segDir); err != nil {
+		return err
+	}
+	f, err := os.Open(tailPath)
+	if err != nil {
+		return fmt.Errorf("open new tail segment: %w", err)
+	}
+	// Records before the rotation were fsync'd by tidwall when it sealed
+	// their segment; the ones after are in the new tail.
+	l.syncFile.Close()
+	l.syncFile = f
+	select {
+	case l.maintKick <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Wait blocks until LastIndex() >= index, ctx ends, or the log is closed.
+func (l *Log) Wait(ctx context.Context, index uint64) error {
+	for {
+		if l.visible.Load() >= index {
+			return nil
+		}
+		l.notifyMu.Lock()
+		ch := l.notifyCh
+		l.notifyMu.Unlock()
+		if l.visible.Load() >= index {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-l.writerDone:
+			if l.visible.Load() >= index {
+				return nil
+			}
+			return ErrClosed
+		}
+	}
+}
+
+// Read returns up to max records (and about maxBytes) from index from,
+// without waiting. It returns nothing when from > LastIndex() and
+// ErrCompacted when from < FirstIndex().
+func (l *Log) Read(from uint64, max, maxBytes int) ([]Record, error) {
+	if from < l.first.Load() {
+		return nil, fmt.Errorf("%w: index %d is before the first index %d", ErrCompacted, from, l.first.Load())
+	}
+	last := l.visible.Load()
+	if from > last || max <= 0 {
+		return nil, nil
+	}
+	if n := last - from + 1; uint64(max) > n {
+		max = int(n)
+	}
+	if maxBytes <= 0 {
+		maxBytes = 1 << 62
+	}
+	out := make([]Record, 0, max)
+	size := 0
+	for i := from; len(out) < max && size < maxBytes; i++ {
+		frame, err := l.tw.Read(i)
+		if err != nil {
+			if i < l.first.Load() {
+				return out, fmt.Errorf("%w: index %d was removed while reading", ErrCompacted, i)
+			}
+			if errors.Is(err, tidwall.ErrClosed) {
+				return out, ErrClosed
+			}
+			return out, fmt.Errorf("read index %d: %w", i, err)
+		}
+		payload, err := openFrame(frame)
+		if err != nil {
+			return out, &CorruptionError{Segment: l.segmentPath(i), Offset: -1, Index: i, Reason: err.Error()}
+		}
+		out = append(out, Record{Index: i, Data: payload})
+		size += len(payload)
+	}
+	return out, nil
+}
+
+func (l *Log) segmentPath(index uint64) string {
+	l.segMu.Lock()
+	defer l.segMu.Unlock()
+	for i := len(l.segs) - 1; i >= 0; i-- {
+		if l.segs[i].first <= index {
+			return l.segs[i].path
+		}
+	}
+	return ""
+}
+
+// Segments describes the segments, oldest first; the last is the tail.
+func (l *Log) Segments() []Segment {
+	l.segMu.Lock()
+	defer l.segMu.Unlock()
+	out := make([]Segment, len(l.segs))
+	visible := l.visible.Load()
+	for i, s := range l.segs {
+		last := s.first + s.count - 1
+		sealed := i < len(l.segs)-1
+		if !sealed && last > visible {
+			// Written but not yet durable: not visible to readers.
+			last = visible
+		}
+		out[i] = Segment{FirstIndex: s.first, LastIndex: last, Bytes: s.bytes, Sealed: sealed && last <= visible, SealedAt: s.sealedAt, Path: s.path}
+	}
+	return out
+}
+
+// BytesAfter estimates the bytes of records after index (for lag display).
+func (l *Log) BytesAfter(index uint64) int64 {
+	l.segMu.Lock()
+	defer l.segMu.Unlock()
+	var total int64
+	for _, s := range l.segs {
+		last := s.first + s.count - 1
+		switch {
+		case s.count == 0 || last <= index:
+		case s.first > index:
+			total += s.bytes
+		default:
+			total += s.bytes * int64(last-index) / int64(s.count)
+		}
+	}
+	return total
+}
+
+// Stats is a snapshot for /health and metrics.
+func (l *Log) Stats() Stats {
+	l.segMu.Lock()
+	st := Stats{Bytes: l.totalBytes, Segments: len(l.segs), MaxBytes: l.opts.MaxBytes, Sync: l.opts.Sync}
+	l.segMu.Unlock()
+	st.FirstIndex, st.LastIndex = l.first.Load(), l.visible.Load()
+	st.Full = l.isFull(0) || l.refusedFull.Load()
+	if p := l.failed.Load(); p != nil {
+		st.Failed = (*p).Error()
+	}
+	return st
+}
+
+// Close stops accepting appends, lets queued ones finish, makes everything
+// durable and releases the directory.
+func (l *Log) Close() error {
+	l.closeMu.Lock()
+	if l.closed {
+		l.closeMu.Unlock()
+		return ErrClosed
+	}
+	l.closed = true
+	close(l.reqs)
+	l.closeMu.Unlock()
+	<-l.writerDone
+	close(l.maintStop)
+	<-l.maintDone
+	var errs []error
+	if p := l.failed.Load(); p != nil {
+		errs = append(errs, fmt.Errorf("wal was fail-stopped: %w", *p))
+	}
+	errs = append(errs, l.consumers.flush())
+	// tidwall's Close fsyncs the tail once more; after a fail-stop that
+	// result means nothing, but closing releases the file.
+	if err := l.tw.Close(); err != nil && l.failed.Load() == nil {
+		errs = append(errs, fmt.Errorf("close segments: %w", err))
+	}
+	l.syncFile.Close()
+	errs = append(errs, l.lock.release())
+	l.log.Info("wal closed", "last_index", l.visible.Load())
+	return errors.Join(errs...)
+}
+
+// maintain removes consumed segments and watches free disk space.
+func (l *Log) maintain() {
+	defer close(l.maintDone)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.maintStop:
+			return
+		case <-t.C:
+			l.updateLowDisk()
+			if err := l.consumers.flushIfDirty(); err != nil {
+				l.log.Warn("persist consumer registry", "error", err)
+			}
+		case <-l.maintKick:
+		}
+		if err := l.removeConsumedSegments(time.Now()); err != nil {
+			l.log.Error("remove consumed segments", "error", err)
+		}
+	}
+}
+
+func (l *Log) updateLowDisk() {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(l.segDir, &st); err != nil {
+		return
+	}
+	free := int64(st.Bavail) * int64(st.Bsize)
+	low := free < l.opts.MinFreeBytes
+	if low != l.lowDisk.Load() {
+		l.lowDisk.Store(low)
+		if low {
+			l.log.Error("wal disk nearly full: refusing appends", "free_bytes", free, "min_free_bytes", l.opts.MinFreeBytes)
+		} else {
+			l.log.Info("wal disk space recovered", "free_bytes", free)
+		}
+	}
+}
+
+// removeConsumedSegments deletes sealed segments, oldest first, that every
+// consumer has processed and that retention no longer keeps. Under disk
+// pressure (above 90% of MaxBytes) retention yields; consumers never do.
+func (l *Log) removeConsumedSegments(now time.Time) error {
+	minPos, any := l.consumers.minPosition()
+	if !any {
+		return nil // nobody has read these records: the WAL is their only copy
+	}
+	for {
+		l.segMu.Lock()
+		if len(l.segs) < 2 {
+			l.segMu.Unlock()
+			return nil
+		}
+		s := l.segs[0]
+		last := s.first + s.count - 1
+		pressure := l.totalBytes > l.opts.MaxBytes/10*9
+		keep := last > minPos || last > l.visible.Load() ||
+			(l.opts.Retention > 0 && now.Sub(s.sealedAt) < l.opts.Retention && !pressure)
+		if keep {
+			l.segMu.Unlock()
+			return nil
+		}
+		// Readers learn first, then the file goes.
+		l.first.Store(l.segs[1].first)
+		l.segs = l.segs[1:]
+		l.totalBytes -= s.bytes
+		l.segMu.Unlock()
+		if err := os.Remove(s.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove segment %s: %w", s.path, err)
+		}
+		if err := syncDir(l.segDir); err != nil {
+			return err
+		}
+		l.metrics.removedSegments.Inc()
+		l.refusedFull.Store(false)
+		l.log.Info("wal segment removed", "segment", s.path, "first_index", s.first, "last_index", last, "min_consumer_position", minPos)
+	}
+}
