@@ -1,0 +1,193 @@
+package ingest
+
+import (
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/evothesis/collector/httpapi"
+	"github.com/evothesis/collector/wal"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttputil"
+)
+
+// noopAppender stores nothing: it isolates ingest's own cost.
+type noopAppender struct{}
+
+func (noopAppender) Append(context.Context, [][]byte) (uint64, error) { return 1, nil }
+
+func batchBody(n int) string {
+	var b strings.Builder
+	b.WriteString(`{"events":[`)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(seedPageview)
+	}
+	b.WriteString(`]}`)
+	return b.String()
+}
+
+func benchParse(b *testing.B, body []byte, events int) {
+	h, err := New(noopAppender{}, Options{NodeID: "bench", MaxBatchEvents: 1000})
+	if err != nil {
+		b.Fatal(err)
+	}
+	st := h.getState()
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		st.reset()
+		st.info = requestInfo{received: time.Now().UTC(), ip: "203.0.113.7", userAgent: "Mozilla/5.0", nodeID: "bench"}
+		if _, rerr := h.readJSON(st, body); rerr != nil || st.accepted != events {
+			b.Fatalf("%v accepted %d", rerr, st.accepted)
+		}
+		st.buildRecords()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*events), "ns/event")
+}
+
+// Parse + normalize + encode of the seed's pageview.
+func BenchmarkParseSingleEvent(b *testing.B) { benchParse(b, []byte(seedPageview), 1) }
+
+// Parse + normalize + encode of a batch of 100 seed pageviews.
+func BenchmarkParseBatch100(b *testing.B) { benchParse(b, []byte(batchBody(100)), 100) }
+
+// benchServe runs the whole stack (httpapi router, CORS, metrics, ingest)
+// on a RequestCtx reused across iterations, which is what fasthttp does per
+// connection: the allocations reported are ours.
+func benchServe(b *testing.B, method, uri, body string, wantStatus int) {
+	h, err := New(noopAppender{}, Options{NodeID: "bench", MaxBatchEvents: 1000})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv, err := httpapi.New(httpapi.Options{CORSAllowedOrigins: []string{"https://example.com"}}, h.Routes())
+	if err != nil {
+		b.Fatal(err)
+	}
+	handler := srv.Handler()
+	var req fasthttp.Request
+	req.Header.SetMethod(method)
+	req.SetRequestURI(uri)
+	req.Header.SetContentType("text/plain;charset=UTF-8")
+	req.Header.Set("Origin", "https://example.com")
+	req.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36")
+	req.SetBodyString(body)
+	var ctx fasthttp.RequestCtx
+	ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(203, 0, 113, 7), Port: 5000}, nil)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		ctx.Response.Reset()
+		handler(&ctx)
+		if ctx.Response.StatusCode() != wantStatus {
+			b.Fatalf("status %d: %s", ctx.Response.StatusCode(), ctx.Response.Body())
+		}
+	}
+}
+
+func BenchmarkHandlerSingleEvent(b *testing.B) {
+	benchServe(b, fasthttp.MethodPost, "/collect", seedPageview, 200)
+}
+
+func BenchmarkHandlerBatch100(b *testing.B) {
+	benchServe(b, fasthttp.MethodPost, "/collect", batchBody(100), 200)
+}
+
+func BenchmarkHandlerPixel(b *testing.B) {
+	benchServe(b, fasthttp.MethodGet, "/pixel.gif?eventType=pageview&siteId=example-com&sessionId=sess_abc123&url=https%3A%2F%2Fexample.com%2Fpage&utm_source=google", "", 200)
+}
+
+// BenchmarkServeInmemory is the full server over fasthttp's in-memory
+// listener with keep-alive clients in parallel (client cost included).
+func BenchmarkServeInmemory(b *testing.B) {
+	h, err := New(noopAppender{}, Options{NodeID: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv, err := httpapi.New(httpapi.Options{}, h.Routes())
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln := fasthttputil.NewInmemoryListener()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	defer func() { cancel(); <-done }()
+	client := &fasthttp.Client{Dial: func(string) (net.Conn, error) { return ln.Dial() }, MaxConnsPerHost: 64}
+	body := []byte(seedPageview)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	b.RunParallel(func(pb *testing.PB) {
+		req := fasthttp.AcquireRequest()
+		resp := fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(resp)
+		for pb.Next() {
+			req.Header.SetMethod(fasthttp.MethodPost)
+			req.SetRequestURI("http://collector/collect")
+			req.Header.SetContentType("application/json")
+			req.SetBody(body)
+			if err := client.Do(req, resp); err != nil {
+				b.Error(err)
+				return
+			}
+			if resp.StatusCode() != 200 {
+				b.Errorf("status %d", resp.StatusCode())
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkServeInmemoryWAL is the full server on a real WAL with
+// WAL_SYNC=always in a temporary directory: the acknowledgement waits for a
+// group-committed fsync, so throughput depends on the disk and on how many
+// requests are in flight (-cpu and SetParallelism).
+func BenchmarkServeInmemoryWAL(b *testing.B) {
+	l, err := wal.Open(context.Background(), wal.Options{Dir: b.TempDir(), Sync: wal.SyncAlways})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	h, err := New(l, Options{NodeID: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv, err := httpapi.New(httpapi.Options{}, h.Routes())
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln := fasthttputil.NewInmemoryListener()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	defer func() { cancel(); <-done }()
+	client := &fasthttp.Client{Dial: func(string) (net.Conn, error) { return ln.Dial() }, MaxConnsPerHost: 256}
+	body := []byte(seedPageview)
+	b.ReportAllocs()
+	b.SetParallelism(32) // 64 concurrent clients on 2 CPUs
+	b.RunParallel(func(pb *testing.PB) {
+		req := fasthttp.AcquireRequest()
+		resp := fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(resp)
+		for pb.Next() {
+			req.Header.SetMethod(fasthttp.MethodPost)
+			req.SetRequestURI("http://collector/collect")
+			req.Header.SetContentType("application/json")
+			req.SetBody(body)
+			if err := client.Do(req, resp); err != nil {
+				b.Error(err)
+				return
+			}
+			if resp.StatusCode() != 200 {
+				b.Errorf("status %d", resp.StatusCode())
+				return
+			}
+		}
+	})
+}
