@@ -50,9 +50,40 @@ type Event struct {
 // timeLayout is RFC 3339 with exactly six fractional digits, always UTC.
 const timeLayout = "2006-01-02T15:04:05.000000Z07:00"
 
-// AppendTime appends t as RFC 3339 UTC with microseconds.
+// AppendTime appends t as RFC 3339 UTC with microseconds
+// (2006-01-02T15:04:05.000000Z). It is written out by hand because it runs
+// twice per accepted event and time.AppendFormat's layout interpretation was
+// a sixth of the accept path's CPU.
 func AppendTime(dst []byte, t time.Time) []byte {
-	return t.UTC().AppendFormat(dst, timeLayout)
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(dst, timeLayout)
+	}
+	hour, min, sec := t.Clock()
+	micro := t.Nanosecond() / 1000
+	var b [27]byte
+	put := func(i, v, width int) {
+		for j := i + width - 1; j >= i; j-- {
+			b[j] = byte('0' + v%10)
+			v /= 10
+		}
+	}
+	put(0, year, 4)
+	b[4] = '-'
+	put(5, int(month), 2)
+	b[7] = '-'
+	put(8, day, 2)
+	b[10] = 'T'
+	put(11, hour, 2)
+	b[13] = ':'
+	put(14, min, 2)
+	b[16] = ':'
+	put(17, sec, 2)
+	b[19] = '.'
+	put(20, micro, 6)
+	b[26] = 'Z'
+	return append(dst, b[:]...)
 }
 
 // AppendRecord appends the WAL record encoding of e to dst.

@@ -56,6 +56,20 @@ func TestRecordRoundTrip(t *testing.T) {
 	}
 }
 
+func TestAppendTimeMatchesLayout(t *testing.T) {
+	for _, tm := range []time.Time{
+		time.Date(2025, 6, 22, 12, 0, 0, 123456789, time.UTC),
+		time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC),
+		time.Date(2024, 2, 29, 1, 2, 3, 4000, time.FixedZone("x", -5*3600)),
+		time.Date(12000, 1, 1, 0, 0, 0, 0, time.UTC),
+	} {
+		if got, want := string(AppendTime(nil, tm)), tm.UTC().Format(timeLayout); got != want {
+			t.Errorf("AppendTime(%v) = %s, want %s", tm, got, want)
+		}
+	}
+}
+
 func TestInvalidUTF8BecomesReplacementChar(t *testing.T) {
 	out := AppendJSONString(nil, "a\xffb")
 	if string(out) != `"a\ufffdb"` {

@@ -186,6 +186,11 @@ type Log struct {
 	notifyMu sync.Mutex
 	notifyCh chan struct{}
 
+	// readMu serializes tidwall Reads: tidwall loads and caches sealed
+	// segments inside Read while holding only its read lock, so two
+	// concurrent Reads of different segments race on its cache.
+	readMu sync.Mutex
+
 	segMu      sync.Mutex
 	segs       []segMeta
 	totalBytes int64
@@ -621,6 +626,8 @@ func (l *Log) Read(from uint64, max, maxBytes int) ([]Record, error) {
 	}
 	out := make([]Record, 0, max)
 	size := 0
+	l.readMu.Lock()
+	defer l.readMu.Unlock()
 	for i := from; len(out) < max && size < maxBytes; i++ {
 		frame, err := l.tw.Read(i)
 		if err != nil {

@@ -506,3 +506,32 @@ func TestAppendAfterCloseFails(t *testing.T) {
 		t.Fatalf("append after close: %v", err)
 	}
 }
+
+func TestConcurrentReadersOfDifferentSegments(t *testing.T) {
+	l := openT(t, wal.Options{Dir: t.TempDir(), SegmentBytes: 2048, SegmentCacheSize: 1})
+	defer l.Close()
+	appendN(t, l, 0, 600)
+	var wg sync.WaitGroup
+	for r := 0; r < 4; r++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for pass := 0; pass < 3; pass++ {
+				for from := uint64(1 + r*37); from <= 600; from += 150 {
+					recs, err := l.Read(from, 20, 0)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					for _, rec := range recs {
+						if !bytes.Equal(rec.Data, payload(int(rec.Index-1))) {
+							t.Errorf("index %d: wrong payload", rec.Index)
+							return
+						}
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
