@@ -34,6 +34,7 @@ func commands() []command {
 		{"serve", "run the collector (HTTP ingest, WAL, loader, shipper)", runServe},
 		{"wal", "inspect, dump or verify a WAL directory", runWAL},
 		{"config", "print the effective configuration (secrets redacted)", runConfig},
+		{"secret", "encrypt credentials for the clients file; generate and rotate keys", runSecret},
 	}
 }
 

@@ -1,0 +1,505 @@
+package export
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math/bits"
+
+	"github.com/evothesis/collector/event"
+)
+
+// appendRaw appends an event's raw JSON as compact, strictly valid JSON on
+// one line. Raw from the WAL is always an object, but rows may come from
+// elsewhere (a PostgreSQL backfill prints JSONB with spaces), and one bad
+// value must neither break a whole object nor be dropped: anything that is
+// not a JSON object is kept as a JSON string holding its text.
+func appendRaw(dst, raw []byte) []byte {
+	if len(raw) == 0 {
+		return append(dst, "{}"...)
+	}
+	raw = validUTF8Bytes(raw)
+	switch scanCompactObject(raw) {
+	case scanOK:
+		return append(dst, raw...)
+	case scanRewrite:
+		if out, ok := appendCompactObject(dst, raw); ok {
+			return out
+		}
+	}
+	return event.AppendJSONString(dst, string(raw))
+}
+
+type scanResult uint8
+
+const (
+	scanInvalid scanResult = iota // not a JSON object, whatever its whitespace
+	scanOK                        // a compact JSON object, to copy as is
+	scanRewrite                   // whitespace, a raw control character or deep nesting: needs appendCompactObject
+)
+
+// scanCompactObject is the fast path for what the WAL holds: it validates a
+// JSON object that is already compact without copying it. It gives up with
+// scanRewrite at the first byte that would need rewriting (or at nesting
+// deeper than 63), so scanInvalid is only ever said of a prefix the general
+// compactor would refuse too. The parser state is the position in the code.
+func scanCompactObject(src []byte) scanResult {
+	n := len(src)
+	if n == 0 || src[0] != '{' {
+		return scanRewrite
+	}
+	i, depth := 0, 0
+	var arrays uint64 // bit d: the container at depth d is an array
+	var c byte
+value:
+	if i >= n {
+		return scanInvalid
+	}
+	c = src[i]
+	switch {
+	case c == '"':
+		var r scanResult
+		if i, r = scanString(src, i); r != scanOK {
+			return r
+		}
+		goto afterValue
+	case c == '{' || c == '[':
+		if depth == 63 {
+			return scanRewrite
+		}
+		depth++
+		i++
+		if c == '[' {
+			arrays |= 1 << depth
+			if i < n && src[i] == ']' {
+				i++
+				depth--
+				goto afterValue
+			}
+			goto value
+		}
+		arrays &^= 1 << depth
+		if i < n && src[i] == '}' {
+			i++
+			depth--
+			goto afterValue
+		}
+		goto key
+	case c == 't' || c == 'f' || c == 'n':
+		lit := "null"
+		if c == 't' {
+			lit = "true"
+		} else if c == 'f' {
+			lit = "false"
+		}
+		if !bytes.HasPrefix(src[i:], []byte(lit)) {
+			return scanInvalid
+		}
+		i += len(lit)
+		goto afterValue
+	case c == '-' || c >= '0' && c <= '9':
+		var ok bool
+		if i, ok = scanNumber(src, i); !ok {
+			return scanInvalid
+		}
+		goto afterValue
+	default:
+		return spaceOrInvalid(c)
+	}
+key:
+	if i >= n {
+		return scanInvalid
+	}
+	if c = src[i]; c != '"' {
+		return spaceOrInvalid(c)
+	}
+	{
+		var r scanResult
+		if i, r = scanString(src, i); r != scanOK {
+			return r
+		}
+	}
+	if i >= n {
+		return scanInvalid
+	}
+	if c = src[i]; c != ':' {
+		return spaceOrInvalid(c)
+	}
+	i++
+	goto value
+afterValue:
+	if depth == 0 {
+		if i == n {
+			return scanOK
+		}
+		return spaceOrInvalid(src[i])
+	}
+	if i >= n {
+		return scanInvalid
+	}
+	c = src[i]
+	i++
+	switch {
+	case c == ',':
+		if arrays&(1<<depth) != 0 {
+			goto value
+		}
+		goto key
+	case c == '}' && arrays&(1<<depth) == 0, c == ']' && arrays&(1<<depth) != 0:
+		depth--
+		goto afterValue
+	}
+	return spaceOrInvalid(c)
+}
+
+func spaceOrInvalid(c byte) scanResult {
+	if jsonSpace[c] {
+		return scanRewrite
+	}
+	return scanInvalid
+}
+
+// scanString checks the string at src[i] == '"' and returns the index after
+// it; scanRewrite for a raw control character.
+func scanString(src []byte, i int) (int, scanResult) {
+	n := len(src)
+	i++
+	for {
+		if i = nextStringSpecial(src, i); i == n {
+			return i, scanInvalid
+		}
+		switch c := src[i]; {
+		case c == '"':
+			return i + 1, scanOK
+		case c == '\\':
+			if i+1 >= n {
+				return i, scanInvalid
+			}
+			switch src[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if i+6 > n || !isHex4(src[i+2:i+6]) {
+					return i, scanInvalid
+				}
+				i += 6
+			default:
+				return i, scanInvalid
+			}
+		default:
+			return i, scanRewrite
+		}
+	}
+}
+
+// maxRawDepth bounds nesting; deeper values are kept as a string.
+const maxRawDepth = 512
+
+// Byte classes for the scanner.
+var (
+	jsonSpace [256]bool // insignificant whitespace
+	strPlain  [256]bool // copied as is inside a string
+)
+
+func init() {
+	for _, c := range " \t\r\n" {
+		jsonSpace[c] = true
+	}
+	for c := 0x20; c < 256; c++ {
+		strPlain[c] = c != '"' && c != '\\'
+	}
+}
+
+// compactor validates and compacts one JSON text by recursive descent: the
+// position in the code is the parser state, which keeps branches
+// predictable on the hot path.
+type compactor struct {
+	src   []byte
+	dst   []byte
+	i     int
+	depth int
+}
+
+// appendCompactObject validates src as one JSON object (RFC 8259, except
+// that raw control characters are accepted inside strings) and appends it
+// without insignificant whitespace and with those control characters
+// escaped, in a single pass: the WAL's JSON parser accepts them raw, and a
+// raw newline would split an NDJSON line. src must be valid UTF-8. On
+// failure it returns dst truncated to its original length and false.
+func appendCompactObject(dst, src []byte) ([]byte, bool) {
+	orig := len(dst)
+	c := compactor{src: src, dst: dst}
+	c.skipSpace()
+	if c.i == len(src) || src[c.i] != '{' || !c.value() {
+		return dst[:orig], false
+	}
+	c.skipSpace()
+	if c.i != len(src) {
+		return dst[:orig], false // trailing data
+	}
+	return c.dst, true
+}
+
+func (c *compactor) skipSpace() {
+	for c.i < len(c.src) && c.src[c.i] <= ' ' && jsonSpace[c.src[c.i]] {
+		c.i++
+	}
+}
+
+// value copies one value starting at c.i (no leading space).
+func (c *compactor) value() bool {
+	if c.i >= len(c.src) {
+		return false
+	}
+	var ok bool
+	switch b := c.src[c.i]; {
+	case b == '"':
+		c.dst, c.i, ok = appendJSONStringToken(c.dst, c.src, c.i)
+	case b == '{':
+		ok = c.object()
+	case b == '[':
+		ok = c.array()
+	case b == 't':
+		c.dst, c.i, ok = appendLiteral(c.dst, c.src, c.i, "true")
+	case b == 'f':
+		c.dst, c.i, ok = appendLiteral(c.dst, c.src, c.i, "false")
+	case b == 'n':
+		c.dst, c.i, ok = appendLiteral(c.dst, c.src, c.i, "null")
+	case b == '-' || b >= '0' && b <= '9':
+		c.dst, c.i, ok = appendNumber(c.dst, c.src, c.i)
+	}
+	return ok
+}
+
+func (c *compactor) object() bool {
+	if c.depth++; c.depth > maxRawDepth {
+		return false
+	}
+	c.dst = append(c.dst, '{')
+	c.i++
+	c.skipSpace()
+	if c.i < len(c.src) && c.src[c.i] == '}' {
+		c.dst = append(c.dst, '}')
+		c.i++
+		c.depth--
+		return true
+	}
+	for {
+		if c.i >= len(c.src) || c.src[c.i] != '"' {
+			return false
+		}
+		var ok bool
+		if c.dst, c.i, ok = appendJSONStringToken(c.dst, c.src, c.i); !ok {
+			return false
+		}
+		c.skipSpace()
+		if c.i >= len(c.src) || c.src[c.i] != ':' {
+			return false
+		}
+		c.dst = append(c.dst, ':')
+		c.i++
+		c.skipSpace()
+		if !c.value() {
+			return false
+		}
+		c.skipSpace()
+		if c.i >= len(c.src) {
+			return false
+		}
+		switch c.src[c.i] {
+		case ',':
+			c.dst = append(c.dst, ',')
+			c.i++
+			c.skipSpace()
+		case '}':
+			c.dst = append(c.dst, '}')
+			c.i++
+			c.depth--
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+func (c *compactor) array() bool {
+	if c.depth++; c.depth > maxRawDepth {
+		return false
+	}
+	c.dst = append(c.dst, '[')
+	c.i++
+	c.skipSpace()
+	if c.i < len(c.src) && c.src[c.i] == ']' {
+		c.dst = append(c.dst, ']')
+		c.i++
+		c.depth--
+		return true
+	}
+	for {
+		if !c.value() {
+			return false
+		}
+		c.skipSpace()
+		if c.i >= len(c.src) {
+			return false
+		}
+		switch c.src[c.i] {
+		case ',':
+			c.dst = append(c.dst, ',')
+			c.i++
+			c.skipSpace()
+		case ']':
+			c.dst = append(c.dst, ']')
+			c.i++
+			c.depth--
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+// appendJSONStringToken copies the string starting at src[i] == '"'.
+func appendJSONStringToken(dst, src []byte, i int) ([]byte, int, bool) {
+	n := len(src)
+	start := i
+	i++
+	for {
+		if i = nextStringSpecial(src, i); i == n {
+			return dst, i, false
+		}
+		switch c := src[i]; {
+		case c == '"':
+			i++
+			return append(dst, src[start:i]...), i, true
+		case c == '\\':
+			if i+1 >= n {
+				return dst, i, false
+			}
+			switch src[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if i+6 > n || !isHex4(src[i+2:i+6]) {
+					return dst, i, false
+				}
+				i += 6
+			default:
+				return dst, i, false
+			}
+		default: // a raw control character
+			dst = append(dst, src[start:i]...)
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			i++
+			start = i
+		}
+	}
+}
+
+func isHex4(b []byte) bool {
+	for _, c := range b {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+func appendLiteral(dst, src []byte, i int, lit string) ([]byte, int, bool) {
+	if !bytes.HasPrefix(src[i:], []byte(lit)) {
+		return dst, i, false
+	}
+	return append(dst, lit...), i + len(lit), true
+}
+
+// appendNumber copies the number at src[i].
+func appendNumber(dst, src []byte, i int) ([]byte, int, bool) {
+	end, ok := scanNumber(src, i)
+	if !ok {
+		return dst, i, false
+	}
+	return append(dst, src[i:end]...), end, true
+}
+
+// scanNumber returns the end of -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+// starting at src[i].
+func scanNumber(src []byte, i int) (int, bool) {
+	n := len(src)
+	if src[i] == '-' {
+		i++
+	}
+	if i < n && src[i] == '0' {
+		i++
+	} else {
+		j := skipDigits(src, i)
+		if j == i {
+			return i, false
+		}
+		i = j
+	}
+	if i < n && src[i] == '.' {
+		j := skipDigits(src, i+1)
+		if j == i+1 {
+			return i, false
+		}
+		i = j
+	}
+	if i < n && (src[i] == 'e' || src[i] == 'E') {
+		i++
+		if i < n && (src[i] == '+' || src[i] == '-') {
+			i++
+		}
+		j := skipDigits(src, i)
+		if j == i {
+			return i, false
+		}
+		i = j
+	}
+	return i, true
+}
+
+func skipDigits(src []byte, i int) int {
+	for i < len(src) && src[i] >= '0' && src[i] <= '9' {
+		i++
+	}
+	return i
+}
+
+const hexDigits = "0123456789abcdef"
+
+// SWAR constants: each byte of a uint64 checked at once.
+const (
+	lsbs = 0x0101010101010101
+	msbs = 0x8080808080808080
+)
+
+// stringSpecialMask has the high bit of a byte set for bytes of x (little
+// endian) that are '"', '\\' or a control character: the bytes a string scan
+// stops at. Bytes above the first such byte may be flagged falsely (borrows),
+// but the lowest flagged byte is always exact.
+func stringSpecialMask(x uint64) uint64 {
+	q := x ^ (lsbs * '"')
+	b := x ^ (lsbs * '\\')
+	return ((x-lsbs*0x20)&^x | (q-lsbs)&^q | (b-lsbs)&^b) & msbs
+}
+
+func hasStringSpecial(x uint64) bool { return stringSpecialMask(x) != 0 }
+
+// nextStringSpecial returns the index of the first byte at or after i that
+// stringSpecialMask flags, or len(src).
+func nextStringSpecial(src []byte, i int) int {
+	n := len(src)
+	for ; i+8 <= n; i += 8 {
+		if m := stringSpecialMask(binary.LittleEndian.Uint64(src[i:])); m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+	}
+	for i < n && strPlain[src[i]] {
+		i++
+	}
+	return i
+}
+
+// hasNonPlainASCII is hasStringSpecial, also true for any byte >= 0x80.
+func hasNonPlainASCII(x uint64) bool {
+	return x&msbs != 0 || hasStringSpecial(x)
+}
