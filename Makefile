@@ -50,5 +50,11 @@ fuzz:
 bench-go:
 	$(GO) test -run XXX -bench . -benchmem ./...
 
+# Deployment files against the real configuration and binary (deploy/deploycheck).
+# Needs nginx (.ci/run installs it); with CI set, a missing tool or an unbuildable binary fails.
+deploy-check:
+	$(GO) vet ./deploy/...
+	$(GO) test -count=1 ./deploy/...
+
 clean:
 	rm -rf bin

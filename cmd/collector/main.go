@@ -34,7 +34,11 @@ func commands() []command {
 		{"serve", "run the collector (HTTP ingest, WAL, loader, shipper)", runServe},
 		{"wal", "inspect, dump or verify a WAL directory", runWAL},
 		{"config", "print the effective configuration (secrets redacted)", runConfig},
+		{"migrate", "apply the PostgreSQL schema migrations (migrate status: list them)", runMigrate},
+		{"lag", "how far behind each WAL consumer is (running node, or WAL_DIR offline)", runLag},
+		{"replay", "re-load a WAL range into PostgreSQL idempotently", runReplay},
 		{"secret", "encrypt credentials for the clients file; generate and rotate keys", runSecret},
+		{"health", "check a running collector's /health (exit 0 on 200; for Docker HEALTHCHECK)", runHealth},
 	}
 }
 

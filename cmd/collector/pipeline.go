@@ -21,5 +21,9 @@ type pipeline struct {
 }
 
 func buildPipeline(ctx context.Context, cfg *config.Config, log *wal.Log, logger *slog.Logger, reg prometheus.Registerer) (*pipeline, error) {
-	return &pipeline{}, nil
+	p := &pipeline{}
+	if err := addLoaderStage(ctx, p, cfg, log, logger, reg); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
