@@ -60,7 +60,7 @@ type Options struct {
 	// MaxBatchRecords caps one group commit. Default 8192.
 	MaxBatchRecords int
 	// SegmentCacheSize is how many sealed segments tidwall/wal keeps in
-	// memory for readers. Default 3.
+	// memory for readers (each up to SegmentBytes). Default 2.
 	SegmentCacheSize int
 	Logger           *slog.Logger
 	Registerer       prometheus.Registerer
@@ -89,7 +89,7 @@ func (o *Options) setDefaults() {
 		o.MaxBatchRecords = 8192
 	}
 	if o.SegmentCacheSize <= 0 {
-		o.SegmentCacheSize = 3
+		o.SegmentCacheSize = 2
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -575,6 +575,14 @@ func (l *Log) trackSegments(reqs []*appendReq) error {
 	// their segment; the ones after are in the new tail.
 	l.syncFile.Close()
 	l.syncFile = f
+	// tidwall keeps a sealed tail's whole buffer in its read cache; drop it
+	// so memory stays at one segment plus what readers actually load.
+	l.readMu.Lock()
+	err = l.tw.ClearCache()
+	l.readMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("clear segment cache: %w", err)
+	}
 	select {
 	case l.maintKick <- struct{}{}:
 	default:
