@@ -62,6 +62,11 @@ type Config struct {
 	ExportConcurrency int
 	ExportThreshold   int
 	ExportWebhookURL  string
+	ExportStateDir    string
+	ExportPartBytes   int64
+	ExportRetryBase   time.Duration
+	ExportRetryMax    time.Duration
+	S3CAFile          string
 	ClientName        string
 	ClientS3Bucket    string
 	ClientS3AccessKey string
@@ -245,6 +250,11 @@ func (c *Config) bindAll(b *binder) {
 	bind(b, &c.ExportConcurrency, "EXPORT_CONCURRENCY", "2", "concurrent uploads", parseInt)
 	bind(b, &c.ExportThreshold, "EXPORT_THRESHOLD_EVENTS", "0", "also export when this many events are pending; 0 disables", parseInt)
 	b.str(&c.ExportWebhookURL, "EXPORT_WEBHOOK_URL", "", "client notification webhook (single-client mode)")
+	b.str(&c.ExportStateDir, "EXPORT_STATE_DIR", "", "shipper state: unit plans, dead letters, audit log, manual runs (empty: shipper/ beside WAL_DIR)")
+	bind(b, &c.ExportPartBytes, "EXPORT_PART_BYTES", "8MiB", "multipart part size and largest single PUT (at least 5MiB)", ParseBytes)
+	bind(b, &c.ExportRetryBase, "EXPORT_RETRY_BASE", "1s", "first backoff after a failed export attempt (jittered, doubling)", time.ParseDuration)
+	bind(b, &c.ExportRetryMax, "EXPORT_RETRY_MAX", "5m", "cap of the export retry backoff", time.ParseDuration)
+	b.str(&c.S3CAFile, "S3_CA_FILE", "", "PEM bundle of trusted CAs for S3 endpoints (empty: system roots or AWS_CA_BUNDLE)")
 	b.str(&c.ClientName, "CLIENT_NAME", "default", "client name in single-client mode")
 	b.str(&c.ClientS3Bucket, "CLIENT_S3_BUCKET", "", "client's S3 bucket (single-client mode)")
 	b.secret(&c.ClientS3AccessKey, "CLIENT_S3_ACCESS_KEY", "client's S3 access key; empty uses the default AWS credential chain")
@@ -351,6 +361,9 @@ func (c *Config) Validate() error {
 	}
 	if c.WALMaxBytes > 0 && c.WALSegmentBytes > 0 && c.WALMaxBytes < 2*c.WALSegmentBytes {
 		errs = append(errs, errors.New("WAL_MAX_BYTES must be at least twice WAL_SEGMENT_BYTES"))
+	}
+	if c.ExportPartBytes < 5<<20 {
+		errs = append(errs, errors.New("EXPORT_PART_BYTES must be at least 5MiB (the S3 minimum part size)"))
 	}
 	if c.WALSync == "interval" && c.WALSyncInterval <= 0 {
 		errs = append(errs, errors.New("WAL_SYNC_INTERVAL must be positive with WAL_SYNC=interval"))

@@ -57,12 +57,11 @@ func addLoaderStage(ctx context.Context, p *pipeline, cfg *config.Config, log *w
 		Handler: loader.RecentHandler(pool, 10*time.Second), Admin: true})
 	p.reporters = append(p.reporters, ld)
 	p.database = ld.DatabaseState
-	p.stages = append(p.stages, stage{name: "loader", run: func(ctx context.Context) error {
-		// The stages stop after the HTTP server has finished, so nothing
-		// uses the pool (GET /events/recent) once Run returns.
-		defer pool.Close()
-		return ld.Run(ctx)
-	}})
+	p.pool = pool
+	p.stages = append(p.stages, stage{name: "loader", run: ld.Run})
+	// The stages stop after the HTTP server has finished, and the pool
+	// closes after every stage (the shipper's backfills read it too).
+	p.closers = append(p.closers, func() error { pool.Close(); return nil })
 	return nil
 }
 

@@ -87,6 +87,12 @@ func runServe(ctx context.Context, c cli, args []string) error {
 	if err != nil {
 		return err
 	}
+	started := false
+	defer func() {
+		if !started {
+			p.close() // startup failed before the stages ran
+		}
+	}()
 	routes = append(routes, p.routes...)
 	reporters = append(reporters, p.reporters...)
 	stages = append(stages, p.stages...)
@@ -103,6 +109,7 @@ func runServe(ctx context.Context, c cli, args []string) error {
 		return err
 	}
 
+	started = true
 	stageCtx, stopStages := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	for _, s := range stages {
@@ -125,6 +132,9 @@ func runServe(ctx context.Context, c cli, args []string) error {
 	logger.Info("collector stopping: stages")
 	stopStages()
 	wg.Wait()
+	if err := p.close(); err != nil {
+		logger.Error("close pipeline", "error", err)
+	}
 	if serveErr != nil {
 		return serveErr
 	}

@@ -1,0 +1,365 @@
+package shipper
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	rtmetrics "runtime/metrics"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/evothesis/collector/event"
+	"github.com/evothesis/collector/shipper/export"
+	"github.com/evothesis/collector/shipper/s3test"
+	"github.com/evothesis/collector/wal"
+	"github.com/klauspost/compress/zstd"
+	"github.com/parquet-go/parquet-go"
+)
+
+// benchWAL fills a WAL with about totalBytes of realistic events in
+// segments of segBytes and seals them all.
+func benchWAL(b *testing.B, segBytes int64, totalBytes int64) (*wal.Log, map[uint64]event.Event) {
+	return benchWALCache(b, segBytes, totalBytes, 0)
+}
+
+// benchWALCache is benchWAL with the WAL's segment cache size (0: default).
+func benchWALCache(b *testing.B, segBytes int64, totalBytes int64, cache int) (*wal.Log, map[uint64]event.Event) {
+	// want stays empty: benchmarks check throughput, tests check content.
+	b.Helper()
+	l, err := wal.Open(context.Background(), wal.Options{Dir: b.TempDir(), Sync: wal.SyncNever, SegmentBytes: segBytes,
+		MinFreeBytes: 1 << 20, SegmentCacheSize: cache})
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Keeps every segment for repeated exports by fresh destinations.
+	if _, err := l.RegisterConsumer("bench-pin"); err != nil {
+		b.Fatal(err)
+	}
+	want := map[uint64]event.Event{}
+	rng := rand.New(rand.NewPCG(7, 8))
+	base := time.Date(2025, 6, 22, 10, 0, 0, 0, time.UTC)
+	for l.Stats().Bytes < totalBytes {
+		// 2000 events a second: a 16 MiB segment spans well under an hour.
+		appendRealistic(b, l, 5000, base, 500*time.Microsecond, rng)
+		base = base.Add(5000 * 500 * time.Microsecond)
+	}
+	// Roll the tail so every record is in a sealed segment.
+	for {
+		segs := l.Segments()
+		if tail := segs[len(segs)-1]; tail.LastIndex < tail.FirstIndex {
+			break
+		}
+		appendEvents(b, l, 200, []string{"tail.example.com"}, base, map[uint64]event.Event{})
+		if l.Stats().Bytes > totalBytes+2*segBytes {
+			break
+		}
+	}
+	b.Cleanup(func() { l.Close() })
+	return l, want
+}
+
+var (
+	benchUAs = []string{
+		"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36",
+		"Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15",
+		"Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148",
+		"Mozilla/5.0 (X11; Linux x86_64; rv:127.0) Gecko/20100101 Firefox/127.0",
+		"Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Mobile Safari/537.36",
+	}
+	benchTypes = []string{"pageview", "click", "scroll", "form_submit", "add_to_cart", "purchase"}
+	benchRefs  = []string{"https://www.google.com/", "https://duckduckgo.com/", "https://t.co/x8Jk2", "", "https://news.ycombinator.com/"}
+)
+
+// appendRealistic writes events shaped like real traffic (random ids, a
+// few thousand visitors, varied paths, campaigns and agents), which
+// compress about as well as real NDJSON does.
+func appendRealistic(b *testing.B, l *wal.Log, n int, base time.Time, step time.Duration, rng *rand.Rand) {
+	recs := make([][]byte, 0, n)
+	for i := 0; i < n; i++ {
+		recv := base.Add(time.Duration(i) * step).UTC().Truncate(time.Microsecond)
+		path := fmt.Sprintf("/products/%s/%d", []string{"shoes", "shirts", "bags", "hats", "sale"}[rng.IntN(5)], rng.IntN(5000))
+		e := event.Event{
+			EventID:    fmt.Sprintf("%08x-%04x-7%03x-%04x-%012x", rng.Uint32(), rng.IntN(1<<16), rng.IntN(1<<12), 0x8000|rng.IntN(1<<14), rng.Uint64()&(1<<48-1)),
+			ReceivedAt: recv, NodeID: "node-1", EventType: benchTypes[rng.IntN(len(benchTypes))],
+			SessionID: fmt.Sprintf("sess_%x", rng.Uint64()>>20), VisitorID: fmt.Sprintf("vis_%06d", rng.IntN(20000)),
+			SiteID: "shop.example.com", Timestamp: recv.Add(-time.Duration(rng.IntN(2000)) * time.Millisecond),
+			URL:  "https://shop.example.com" + path + fmt.Sprintf("?utm_source=%s&ref=%x", []string{"google", "newsletter", "facebook"}[rng.IntN(3)], rng.Uint32()),
+			Path: path, Referrer: benchRefs[rng.IntN(len(benchRefs))],
+			IPAddress: fmt.Sprintf("%d.%d.%d.%d", 1+rng.IntN(223), rng.IntN(256), rng.IntN(256), 1+rng.IntN(254)),
+			UserAgent: benchUAs[rng.IntN(len(benchUAs))],
+		}
+		e.Raw = []byte(fmt.Sprintf(`{"eventType":%q,"sessionId":%q,"visitorId":%q,"siteId":"shop.example.com","url":%q,"path":%q,`+
+			`"attribution":{"utmParams":{"utm_source":"google","utm_medium":"cpc","utm_campaign":"summer-%d"}},`+
+			`"viewport":{"w":%d,"h":%d},"scrollDepth":%d,"title":"Product %d"}`,
+			e.EventType, e.SessionID, e.VisitorID, e.URL, e.Path, rng.IntN(40), 320+rng.IntN(2000), 480+rng.IntN(1000), rng.IntN(101), rng.IntN(5000)))
+		recs = append(recs, event.AppendRecord(nil, &e))
+	}
+	for len(recs) > 0 {
+		k := min(len(recs), 1000)
+		if _, err := l.Append(context.Background(), recs[:k]); err != nil {
+			b.Fatal(err)
+		}
+		recs = recs[k:]
+	}
+}
+
+// sealedEnd is the last index of the last sealed segment.
+func sealedEnd(l *wal.Log) uint64 {
+	var end uint64
+	for _, s := range l.Segments() {
+		if s.Sealed {
+			end = s.LastIndex
+		}
+	}
+	return end
+}
+
+func walRecords(b *testing.B, l *wal.Log, last uint64) []wal.Record {
+	var out []wal.Record
+	for from := uint64(1); from <= last; {
+		recs, err := l.Read(from, 4096, 4<<20)
+		if err != nil || len(recs) == 0 {
+			b.Fatalf("read: %v", err)
+		}
+		for _, r := range recs {
+			if r.Index <= last {
+				out = append(out, r)
+			}
+		}
+		from = recs[len(recs)-1].Index + 1
+	}
+	return out
+}
+
+// benchStore is the production store configuration (default part size
+// and part concurrency) against versitygw.
+func benchStore(b *testing.B, srv *s3test.Server) *S3Store {
+	st, err := NewS3Store(context.Background(), S3Config{Bucket: "bench", Endpoint: srv.Endpoint, UsePathStyle: true,
+		Region: srv.Region, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, CAPEM: srv.CAPEM})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return st
+}
+
+// exportOnce runs a fresh destination over the WAL until it reaches last.
+func exportOnce(b *testing.B, l *wal.Log, store Store, name string, f export.Format, c export.Compression, last uint64) {
+	stateDir := b.TempDir()
+	defer func() {
+		if os.Getenv("SHIPPER_BENCH_AUDIT") != "" {
+			a, _ := os.ReadFile(filepath.Join(stateDir, "audit.jsonl"))
+			b.Logf("audit:\n%s", a)
+		}
+	}()
+	s, err := New(Options{Log: l, NodeID: "bench", StateDir: stateDir, Concurrency: 2, PollInterval: time.Millisecond},
+		[]Destination{{Client: name, Kind: KindClient, Store: store, Prefix: name, Formats: []export.Format{f},
+			Compression: c, Schedule: realtimeSchedule{interval: time.Millisecond}, ScheduleName: "realtime"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	for {
+		st := s.Status().Destinations[0]
+		if st.Position >= last {
+			break
+		}
+		if st.State == StatePaused || len(st.DeadLetters) > 0 {
+			b.Fatalf("export failed: %+v", st)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	_ = l.UnregisterConsumer("export:" + name + ":client")
+}
+
+func ndjsonBytes(b *testing.B, recs []wal.Record) []byte {
+	var buf bytes.Buffer
+	w, err := export.NewWriter(&buf, export.FormatNDJSON, export.CompressionNone, export.Metadata{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var d event.Decoder
+	var e event.Event
+	for _, r := range recs {
+		if err := d.DecodeRecord(r.Data, &e); err != nil {
+			b.Fatal(err)
+		}
+		if err := w.Write(export.Row{ID: r.Index, Event: &e}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		b.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// BenchmarkExportNDJSONZstd compares the whole export of sealed segments
+// (WAL read, two passes, NDJSON encode, zstd, TLS upload into versitygw on
+// loopback, manifest) with bare klauspost zstd on the same NDJSON bytes.
+// Each iteration runs both, back to back, so a busy shared machine slows
+// both alike; MB/s is of uncompressed NDJSON; ratio = export / bare.
+func BenchmarkExportNDJSONZstd(b *testing.B) {
+	srv := s3test.Start(b, "bench")
+	store := benchStore(b, srv)
+	l, _ := benchWAL(b, 16<<20, 48<<20)
+	last := sealedEnd(l)
+	nd := ndjsonBytes(b, walRecords(b, l, last))
+	enc, _ := zstd.NewWriter(nil)
+	var bareT, expT time.Duration
+	b.SetBytes(int64(len(nd)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		enc.Reset(io.Discard)
+		_, _ = enc.Write(nd)
+		_ = enc.Close()
+		t1 := time.Now()
+		exportOnce(b, l, store, fmt.Sprintf("nd%d", i), export.FormatNDJSON, export.CompressionZstd, last)
+		bareT, expT = bareT+t1.Sub(t0), expT+time.Since(t1)
+	}
+	bare := float64(len(nd)) * float64(b.N) / bareT.Seconds() / 1e6
+	exp := float64(len(nd)) * float64(b.N) / expT.Seconds() / 1e6
+	b.ReportMetric(bare, "bare_zstd_MB/s")
+	b.ReportMetric(exp, "export_MB/s")
+	b.ReportMetric(exp/bare, "export/bare")
+	b.Logf("NDJSON bytes %d (%d events): bare zstd %.1f MB/s, export %.1f MB/s, ratio %.2f", len(nd), last, bare, exp, exp/bare)
+}
+
+type bareParquetRow struct {
+	ID           int64     `parquet:"id"`
+	EventID      string    `parquet:"event_id"`
+	EventType    string    `parquet:"event_type"`
+	SessionID    string    `parquet:"session_id"`
+	VisitorID    string    `parquet:"visitor_id"`
+	SiteID       string    `parquet:"site_id"`
+	Timestamp    time.Time `parquet:"timestamp,timestamp(microsecond)"`
+	URL          string    `parquet:"url"`
+	Path         string    `parquet:"path"`
+	RawEventData string    `parquet:"raw_event_data,json"`
+	ReceivedAt   time.Time `parquet:"received_at,timestamp(microsecond)"`
+	Referrer     string    `parquet:"referrer"`
+	IPAddress    string    `parquet:"ip_address"`
+	UserAgent    string    `parquet:"user_agent"`
+	NodeID       string    `parquet:"node_id"`
+}
+
+// BenchmarkExportParquet compares the export in parquet (zstd pages) with
+// bare parquet-go writing the same rows decoded from the same WAL records.
+// MB/s is of WAL record bytes (the JSON both start from).
+func BenchmarkExportParquet(b *testing.B) {
+	srv := s3test.Start(b, "bench")
+	store := benchStore(b, srv)
+	l, _ := benchWAL(b, 16<<20, 32<<20)
+	last := sealedEnd(l)
+	recs := walRecords(b, l, last)
+	var in int64
+	for _, r := range recs {
+		in += int64(len(r.Data))
+	}
+	bareOnce := func() {
+		w := parquet.NewGenericWriter[bareParquetRow](io.Discard, parquet.Compression(&parquet.Zstd))
+		var d event.Decoder
+		var e event.Event
+		batch := make([]bareParquetRow, 0, 1024)
+		for _, r := range recs {
+			if err := d.DecodeRecord(r.Data, &e); err != nil {
+				b.Fatal(err)
+			}
+			batch = append(batch, bareParquetRow{ID: int64(r.Index), EventID: e.EventID, EventType: e.EventType, SessionID: e.SessionID,
+				VisitorID: e.VisitorID, SiteID: e.SiteID, Timestamp: e.Timestamp, URL: e.URL, Path: e.Path, RawEventData: string(e.Raw),
+				ReceivedAt: e.ReceivedAt, Referrer: e.Referrer, IPAddress: e.IPAddress, UserAgent: e.UserAgent, NodeID: e.NodeID})
+			if len(batch) == cap(batch) {
+				if _, err := w.Write(batch); err != nil {
+					b.Fatal(err)
+				}
+				batch = batch[:0]
+			}
+		}
+		if _, err := w.Write(batch); err != nil {
+			b.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var bareT, expT time.Duration
+	b.SetBytes(in)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		bareOnce()
+		t1 := time.Now()
+		exportOnce(b, l, store, fmt.Sprintf("pq%d", i), export.FormatParquet, export.CompressionZstd, last)
+		bareT, expT = bareT+t1.Sub(t0), expT+time.Since(t1)
+	}
+	bare := float64(in) * float64(b.N) / bareT.Seconds() / 1e6
+	exp := float64(in) * float64(b.N) / expT.Seconds() / 1e6
+	b.ReportMetric(bare, "bare_parquet_MB/s")
+	b.ReportMetric(exp, "export_MB/s")
+	b.ReportMetric(exp/bare, "export/bare")
+	b.Logf("WAL bytes %d (%d events): bare parquet-go %.1f MB/s, export %.1f MB/s, ratio %.2f", in, last, bare, exp, exp/bare)
+}
+
+// BenchmarkShipperMemory exports the same volume in small and in large
+// segments and reports the peak Go heap during the export. The WAL's reader
+// (tidwall/wal) holds whole segments in its cache, so the WAL runs with a
+// one-segment cache here; what is left above one segment is the shipper's:
+// it depends on Concurrency and the part size, not on the segment size.
+func BenchmarkShipperMemory(b *testing.B) {
+	srv := s3test.Start(b, "bench")
+	store := benchStore(b, srv)
+	for _, seg := range []int64{4 << 20, 64 << 20} {
+		b.Run(fmt.Sprintf("segment_%dMiB", seg>>20), func(b *testing.B) {
+			l, _ := benchWALCache(b, seg, 64<<20, 1)
+			last := sealedEnd(l)
+			var peak, peakLive atomic.Uint64
+			live := []rtmetrics.Sample{{Name: "/gc/heap/live:bytes"}}
+			runtime.GC()
+			var base runtime.MemStats
+			runtime.ReadMemStats(&base)
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var ms runtime.MemStats
+				for {
+					select {
+					case <-stop:
+						return
+					case <-time.After(5 * time.Millisecond):
+					}
+					runtime.ReadMemStats(&ms)
+					if ms.HeapInuse > peak.Load() {
+						peak.Store(ms.HeapInuse)
+					}
+					rtmetrics.Read(live)
+					if v := live[0].Value.Uint64(); v > peakLive.Load() {
+						peakLive.Store(v)
+					}
+				}
+			}()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				exportOnce(b, l, store, fmt.Sprintf("mem%d_%d", seg>>20, i), export.FormatNDJSON, export.CompressionZstd, last)
+			}
+			b.StopTimer()
+			close(stop)
+			wg.Wait()
+			b.ReportMetric(float64(peak.Load()-min(peak.Load(), base.HeapInuse))/(1<<20), "peak_heap_MiB_above_base")
+			b.ReportMetric(float64(base.HeapInuse)/(1<<20), "base_heap_MiB")
+			b.ReportMetric(float64(peakLive.Load())/(1<<20), "peak_live_heap_MiB")
+		})
+	}
+}

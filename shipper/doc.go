@@ -1,0 +1,78 @@
+// Package shipper exports every accepted event, raw, to each client's own
+// bucket and to our backup bucket, in the client's formats, on the client's
+// schedule, exactly once.
+//
+// # What it owns
+//
+// Units, destinations and their positions, uploads, retries, dead letters,
+// pauses, notifications, the audit log and the /export API. It reads the WAL
+// (package wal) through its reader API and consumer registry and nothing
+// else; the byte layout of objects and their keys belong to package export,
+// client definitions to package clients.
+//
+// # Units
+//
+// A unit is a WAL range [first, last] whose boundaries are fixed and
+// persisted (<state dir>/destinations/<name>.json, fsync'd and renamed)
+// before anything is uploaded. At each tick of an hourly, daily or cron
+// schedule, every sealed segment past the destination's position becomes a
+// unit, and so does the unsealed tail up to the last index (so an hourly
+// schedule delivers the last hour even when the segment has not filled). A
+// real-time schedule cuts the tail every N seconds or M events; a threshold
+// cuts it as soon as the destination has N pending events of its own
+// sites. A unit never crosses a segment boundary, so it is never larger than
+// a segment.
+//
+// A unit is exported in two passes over its records: the first keeps only
+// each record's site and receive time (4 bytes per record) to count the
+// events of each (site, receive hour) and their time range; the second
+// streams each group into one object per format through an io.Pipe into the
+// store. Its key, export.ObjectKey(prefix, site, hour, node, first, last),
+// depends only on the unit; its bytes too (export_time is the unit's
+// planned time), so a retry or a restart writes the same key with the same
+// content. Uploads are conditional (If-None-Match: *); an object already
+// there (a crash after its upload) is verified — its metadata must name the
+// same range and event count — and taken as stored. A manifest
+// ({prefix}/_manifests/{node}-{first}-{last}.json) then lists every object
+// with its size and SHA-256.
+//
+// # Positions
+//
+// Each destination ("export:<client>:client", "export:<client>:backup",
+// "export:_unclaimed:backup" for sites no client claims) is its own WAL
+// consumer. Its position, committed through the durable consumer registry,
+// advances over a unit only after every object and the manifest of that unit
+// are durable in the store, and never past a pending or dead-lettered unit:
+// the WAL frees nothing a destination still owes. Later units still export
+// while an earlier one is dead-lettered.
+//
+// # Failures
+//
+// Network errors, throttling (SlowDown, 503) and other 5xx are retried with
+// capped exponential backoff and jitter (the SDK retries each request a few
+// times; the shipper retries the unit). After MaxAttempts a unit is
+// dead-lettered: kept in the state file, listed in /export/status, retried
+// by POST /export/retry. Access denied, bad credentials or a missing bucket
+// pause the destination (status says why) and notify the client's webhook;
+// other destinations go on; Reload (SIGHUP) or POST /export/retry resumes.
+//
+// # Memory and concurrency
+//
+// At most Concurrency objects upload at once across all destinations. One
+// object holds at most about 3 × the part size (8 MiB default: the
+// buffered first part, plus the upload manager's part pool of two), the
+// encoder's buffers (64 KiB, the compressor's window; parquet: its row group,
+// 32 MiB by default) and nothing else; a unit adds 4 bytes per record for
+// pass 1. So the shipper's memory is bounded by
+// Concurrency × (3 × PartSize + encoder) + 4 B × records per segment,
+// whatever the segment size. Shipping reads the WAL, never writes it, and
+// holds no lock ingest needs.
+//
+// # Manual runs
+//
+// POST /export/run exports a time range (receive time) again, from the WAL
+// while it holds it and, for older records, from the loader's PostgreSQL
+// (Archive). Its objects go under {prefix}/_manual/{run id}/ so they never
+// collide with scheduled keys; table readers skip "_" directories, so a
+// backfill does not double what a table over {prefix} sees.
+package shipper
