@@ -38,6 +38,7 @@ func commands() []command {
 		{"lag", "how far behind each WAL consumer is (running node, or WAL_DIR offline)", runLag},
 		{"replay", "re-load a WAL range into PostgreSQL idempotently", runReplay},
 		{"secret", "encrypt credentials for the clients file; generate and rotate keys", runSecret},
+		{"bench", "load-test a collector, verify what it stored, run the scenario suite", runBench},
 		{"health", "check a running collector's /health (exit 0 on 200; for Docker HEALTHCHECK)", runHealth},
 	}
 }
