@@ -70,7 +70,7 @@ func levelParams(l Level) params {
 			shipFormats: [][2]string{{"ndjson", "zstd"}}, crashRate: 1000, crashDur: 4 * time.Second, waitLoaded: 60 * time.Second, waitExport: 60 * time.Second}
 	case LevelQuick:
 		return params{ceilDur: 1500 * time.Millisecond, syncModes: []string{"always", "never"}, halfDur: 2 * time.Second,
-			e2eRate: 5000, e2eDur: 4 * time.Second, drainN: 30000, shipN: 30000,
+			e2eRate: 5000, e2eDur: 3 * time.Second, drainN: 20000, shipN: 20000,
 			shipFormats: [][2]string{{"ndjson", "zstd"}}, crashRate: 3000, crashDur: 4 * time.Second, waitLoaded: 90 * time.Second, waitExport: 2 * time.Minute}
 	default:
 		return params{ceilDur: 8 * time.Second, syncModes: []string{"always", "interval", "never"}, ceilExtra: true, halfDur: 15 * time.Second,
