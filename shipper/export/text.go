@@ -39,35 +39,6 @@ func appendJSONString(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
-// appendTime is event.AppendTime: RFC 3339 in UTC with six fractional digits.
-func appendTime(dst []byte, t time.Time) []byte {
-	t = t.UTC()
-	year, month, day := t.Date()
-	if year < 0 || year > 9999 {
-		return event.AppendTime(dst, t)
-	}
-	hour, minute, sec := t.Clock()
-	micro := t.Nanosecond() / 1000
-	var b [27]byte
-	put := func(at, v, width int) {
-		for i := at + width - 1; i >= at; i-- {
-			b[i] = byte('0' + v%10)
-			v /= 10
-		}
-	}
-	put(0, year, 4)
-	b[4] = '-'
-	put(5, int(month), 2)
-	b[7] = '-'
-	put(8, day, 2)
-	b[10] = 'T'
-	put(11, hour, 2)
-	b[13] = ':'
-	put(14, minute, 2)
-	b[16] = ':'
-	put(17, sec, 2)
-	b[19] = '.'
-	put(20, micro, 6)
-	b[26] = 'Z'
-	return append(dst, b[:]...)
-}
+// appendTime is RFC 3339 in UTC with six fractional digits, the same
+// representation as in WAL records.
+func appendTime(dst []byte, t time.Time) []byte { return event.AppendTime(dst, t) }
