@@ -137,6 +137,7 @@ func TestCollectAcceptsContentTypes(t *testing.T) {
 		{"no Content-Type", "", body},
 		{"unexpected type read as JSON", "application/octet-stream", body},
 		{"urlencoded form", "application/x-www-form-urlencoded", "eventType=pageview&siteId=example-com&utm_source=news"},
+		{"JSON labelled as a form (curl -d)", "application/x-www-form-urlencoded", body},
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

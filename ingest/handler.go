@@ -206,6 +206,11 @@ func (h *Handler) readCollect(ctx *fasthttp.RequestCtx, st *reqState) (shape, *r
 			return 0, rerr
 		}
 	}
+	if mt == mediaForm && looksLikeJSON(body) {
+		// `curl -d '{...}'` and some tag managers label JSON as a form;
+		// a form body cannot start with { or [, so read it as JSON.
+		mt = mediaOther
+	}
 	switch mt {
 	case mediaForm:
 		st.form.ParseBytes(body)
@@ -228,6 +233,11 @@ func (h *Handler) readCollect(ctx *fasthttp.RequestCtx, st *reqState) (shape, *r
 			"empty body: send an event as JSON or as query parameters", "body"}
 	}
 	return h.readJSON(st, body)
+}
+
+func looksLikeJSON(body []byte) bool {
+	b := bytes.TrimLeft(body, " \t\r\n")
+	return len(b) > 0 && (b[0] == '{' || b[0] == '[')
 }
 
 // decompress undoes Content-Encoding, refusing bodies that inflate beyond
