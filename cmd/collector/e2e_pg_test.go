@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"os"
 	"testing"
 	"time"
 
@@ -12,39 +9,6 @@ import (
 
 	"github.com/evothesis/collector/wal"
 )
-
-const adminDatabaseURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-
-// throwawayDatabase creates an empty database for one test and drops it
-// afterwards. Without PostgreSQL it skips, or fails when CI is set.
-func throwawayDatabase(t *testing.T) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	admin, err := pgx.Connect(ctx, adminDatabaseURL)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("PostgreSQL is required in CI: %v", err)
-		}
-		t.Skipf("no PostgreSQL: %v", err)
-	}
-	defer admin.Close(ctx)
-	var b [6]byte
-	rand.Read(b[:])
-	name := "collector_e2e_" + hex.EncodeToString(b[:])
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if c, err := pgx.Connect(ctx, adminDatabaseURL); err == nil {
-			c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-			c.Close(ctx)
-		}
-	})
-	return "postgres://postgres@127.0.0.1:5432/" + name + "?sslmode=disable"
-}
 
 // TestLoaderExactlyOnceAcrossSIGKILL runs the real binary with a database,
 // SIGKILLs it twice while events are being accepted and loaded, restarts it,
@@ -54,7 +18,7 @@ func TestLoaderExactlyOnceAcrossSIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test")
 	}
-	dbURL := throwawayDatabase(t)
+	dbURL := loaderTestDB(t)
 	walDir := t.TempDir()
 	env := map[string]string{"WAL_DIR": walDir, "WAL_SEGMENT_BYTES": "64KiB", "DATABASE_URL": dbURL,
 		"LOADER_BATCH_EVENTS": "200", "LOADER_FLUSH_INTERVAL": "20ms", "EXPORT_DIR": t.TempDir()}
