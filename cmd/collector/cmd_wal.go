@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"path/filepath"
 	"text/tabwriter"
 	"time"
 
@@ -25,7 +26,7 @@ func runWAL(ctx context.Context, c cli, args []string) error {
 	sub, args := args[0], args[1:]
 	fs := flag.NewFlagSet("wal "+sub, flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
-	dir := fs.String("wal-dir", envOr(c.getenv, "WAL_DIR", "./data/wal"), "WAL directory (WAL_DIR)")
+	dir := fs.String("wal-dir", envOrDefault(c.getenv, "WAL_DIR"), "WAL directory (WAL_DIR)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	from := fs.Uint64("from", 1, "dump: first index")
 	limit := fs.Int("limit", 100, "dump: records to print (0 = all)")
@@ -42,13 +43,6 @@ func runWAL(ctx context.Context, c cli, args []string) error {
 	default:
 		return usageError{fmt.Sprintf("unknown subcommand %q: want inspect, dump or verify", sub)}
 	}
-}
-
-func envOr(getenv func(string) string, name, def string) string {
-	if v := getenv(name); v != "" {
-		return v
-	}
-	return def
 }
 
 func walInspect(c cli, dir string, asJSON bool) error {
@@ -95,7 +89,7 @@ func walInspect(c cli, dir string, asJSON bool) error {
 		if s.Sealed {
 			state = "sealed " + s.SealedAt.UTC().Format(time.RFC3339)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\n", baseName(s.Path), s.FirstIndex, s.LastIndex, s.LastIndex+1-s.FirstIndex, s.Bytes, state)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\n", filepath.Base(s.Path), s.FirstIndex, s.LastIndex, s.LastIndex+1-s.FirstIndex, s.Bytes, state)
 	}
 	tw.Flush()
 	if len(info.Consumers) > 0 {
@@ -119,15 +113,6 @@ func fmtTime(t time.Time) string {
 		return "-"
 	}
 	return t.UTC().Format(time.RFC3339)
-}
-
-func baseName(p string) string {
-	for i := len(p) - 1; i >= 0; i-- {
-		if p[i] == '/' {
-			return p[i+1:]
-		}
-	}
-	return p
 }
 
 // walDump prints records as NDJSON: {"index":N,"record":<the event record>}.
