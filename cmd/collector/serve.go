@@ -44,10 +44,7 @@ type stage struct {
 func runServe(ctx context.Context, c cli, args []string) error {
 	cfg, err := config.Load(args, c.getenv)
 	if err != nil {
-		if errors.Is(err, flagHelp) {
-			return err
-		}
-		return fmt.Errorf("configuration: %w", err)
+		return fmt.Errorf("configuration: %w", err) // wraps flag.ErrHelp for -h: main exits 0
 	}
 	logger := newLogger(&cfg, os.Stderr)
 	logger.Info("collector starting", "version", version, "addr", cfg.Addr, "environment", cfg.Environment, "wal_dir", cfg.WALDir, "wal_sync", cfg.WALSync)

@@ -3,14 +3,11 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 )
-
-var flagHelp = flag.ErrHelp
 
 // watchHangup calls reload on every SIGHUP until ctx ends.
 func watchHangup(ctx context.Context, logger *slog.Logger, reload func(ctx context.Context) error) {
