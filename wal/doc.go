@@ -59,6 +59,13 @@
 // batches) and Wait (blocks until an index is durable, without polling);
 // Segments exposes segment boundaries because exports are segment-derived.
 //
+// Read serves sealed segments itself, streaming each file through a 256 KiB
+// buffer with a cursor per reader (at most four are kept open), and only the
+// tail through tidwall/wal, which holds the tail in memory anyway. tidwall's
+// own Read loads a whole sealed segment into its cache to return one entry,
+// which made a reader's memory grow with WAL_SEGMENT_BYTES; this way a
+// reader holds its buffer plus the records it asked for.
+//
 // Scan, Inspect, Verify and ReadConsumers read a WAL directory without
 // opening it for writing: for `collector wal`, replay and offline lag.
 package wal

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -60,7 +62,9 @@ type Options struct {
 	// MaxBatchRecords caps one group commit. Default 8192.
 	MaxBatchRecords int
 	// SegmentCacheSize is how many sealed segments tidwall/wal keeps in
-	// memory for readers (each up to SegmentBytes). Default 2.
+	// memory (each up to SegmentBytes). Read streams sealed segments from
+	// their files itself, so tidwall only caches one in the instant between
+	// a rotation and this package learning of it. Default 2.
 	SegmentCacheSize int
 	Logger           *slog.Logger
 	Registerer       prometheus.Registerer
@@ -190,6 +194,12 @@ type Log struct {
 	// segments inside Read while holding only its read lock, so two
 	// concurrent Reads of different segments race on its cache.
 	readMu sync.Mutex
+
+	// cursorMu guards cursors: open readers of sealed segments, most
+	// recently used last, so that a consumer's next Read continues where
+	// its last one stopped instead of rescanning the segment.
+	cursorMu sync.Mutex
+	cursors  []*segmentReader
 
 	segMu      sync.Mutex
 	segs       []segMeta
@@ -618,6 +628,10 @@ func (l *Log) Wait(ctx context.Context, index uint64) error {
 // Read returns up to max records (and about maxBytes) from index from,
 // without waiting. It returns nothing when from > LastIndex() and
 // ErrCompacted when from < FirstIndex().
+//
+// Sealed segments are streamed from their files through a small buffer, so a
+// reader holds about maxBytes whatever WAL_SEGMENT_BYTES is; the tail is read
+// from tidwall/wal, which keeps it in memory anyway.
 func (l *Log) Read(from uint64, max, maxBytes int) ([]Record, error) {
 	if from < l.first.Load() {
 		return nil, fmt.Errorf("%w: index %d is before the first index %d", ErrCompacted, from, l.first.Load())
@@ -632,29 +646,176 @@ func (l *Log) Read(from uint64, max, maxBytes int) ([]Record, error) {
 	if maxBytes <= 0 {
 		maxBytes = 1 << 62
 	}
-	out := make([]Record, 0, max)
-	size := 0
+	b := &readBatch{out: make([]Record, 0, max), max: max, maxBytes: maxBytes}
+	next := from
+	for !b.full() {
+		seg, sealed := l.sealedSegmentOf(next)
+		if !sealed {
+			break
+		}
+		var err error
+		if next, err = l.readSealed(seg, next, b); err != nil {
+			return b.out, err
+		}
+	}
+	if b.full() {
+		return b.out, nil
+	}
 	l.readMu.Lock()
 	defer l.readMu.Unlock()
-	for i := from; len(out) < max && size < maxBytes; i++ {
+	for i := next; !b.full(); i++ {
 		frame, err := l.tw.Read(i)
 		if err != nil {
 			if i < l.first.Load() {
-				return out, fmt.Errorf("%w: index %d was removed while reading", ErrCompacted, i)
+				return b.out, fmt.Errorf("%w: index %d was removed while reading", ErrCompacted, i)
 			}
 			if errors.Is(err, tidwall.ErrClosed) {
-				return out, ErrClosed
+				return b.out, ErrClosed
 			}
-			return out, fmt.Errorf("read index %d: %w", i, err)
+			return b.out, fmt.Errorf("read index %d: %w", i, err)
 		}
 		payload, err := openFrame(frame)
 		if err != nil {
-			return out, &CorruptionError{Segment: l.segmentPath(i), Offset: -1, Index: i, Reason: err.Error()}
+			return b.out, &CorruptionError{Segment: l.segmentPath(i), Offset: -1, Index: i, Reason: err.Error()}
 		}
-		out = append(out, Record{Index: i, Data: payload})
-		size += len(payload)
+		// tidwall's Read returned a copy: keep it rather than copy again.
+		b.out = append(b.out, Record{Index: i, Data: payload})
+		b.size += len(payload)
 	}
-	return out, nil
+	return b.out, nil
+}
+
+// readBatch collects the records of one Read.
+type readBatch struct {
+	out           []Record
+	slab          []byte // payloads of sealed-segment records are carved from it
+	size          int
+	max, maxBytes int
+}
+
+func (b *readBatch) full() bool { return len(b.out) >= b.max || b.size >= b.maxBytes }
+
+// addCopy appends a record whose payload is only borrowed.
+func (b *readBatch) addCopy(index uint64, payload []byte) {
+	if cap(b.slab)-len(b.slab) < len(payload) {
+		b.slab = make([]byte, 0, max(len(payload), min(b.maxBytes-b.size, segmentReadBuffer)))
+	}
+	start := len(b.slab)
+	b.slab = append(b.slab, payload...)
+	b.out = append(b.out, Record{Index: index, Data: b.slab[start:len(b.slab):len(b.slab)]})
+	b.size += len(payload)
+}
+
+// maxCursors bounds the open sealed-segment readers: one per consumer (the
+// loader, two export destinations) and one for a manual export or replay.
+const maxCursors = 4
+
+// sealedSegmentOf returns the segment holding index if it is sealed.
+func (l *Log) sealedSegmentOf(index uint64) (segMeta, bool) {
+	l.segMu.Lock()
+	defer l.segMu.Unlock()
+	k := sort.Search(len(l.segs), func(j int) bool { return l.segs[j].first > index }) - 1
+	if k < 0 || k == len(l.segs)-1 {
+		return segMeta{}, false
+	}
+	return l.segs[k], true
+}
+
+// readSealed reads records of sealed segment seg from index from into b and
+// returns the index after the last one read.
+func (l *Log) readSealed(seg segMeta, from uint64, b *readBatch) (uint64, error) {
+	c, err := l.takeCursor(seg, from)
+	if err != nil {
+		if from < l.first.Load() {
+			return from, fmt.Errorf("%w: index %d was removed while reading", ErrCompacted, from)
+		}
+		return from, fmt.Errorf("read sealed segment %s: %w", seg.path, err)
+	}
+	end := seg.first + seg.count
+	for !b.full() && c.index < end {
+		payload, err := c.next()
+		if err != nil {
+			c.close()
+			if errors.Is(err, io.EOF) {
+				err = &CorruptionError{Segment: seg.path, Offset: c.off, Index: c.index,
+					Reason: fmt.Sprintf("sealed segment ends before index %d", end-1)}
+			}
+			return c.index, err
+		}
+		b.addCopy(c.index-1, payload)
+	}
+	next := c.index
+	l.returnCursor(c) // c may be someone else's from here on
+	return next, nil
+}
+
+// takeCursor removes from the cache a cursor of seg that can reach from
+// (preferring one exactly there), or opens one; the caller owns it until
+// returnCursor.
+func (l *Log) takeCursor(seg segMeta, from uint64) (*segmentReader, error) {
+	l.cursorMu.Lock()
+	best := -1
+	for i, c := range l.cursors {
+		if c.first == seg.first && c.index <= from && (best < 0 || c.index > l.cursors[best].index) {
+			best = i
+		}
+	}
+	var c *segmentReader
+	if best >= 0 {
+		c = l.cursors[best]
+		l.cursors = append(l.cursors[:best], l.cursors[best+1:]...)
+	}
+	l.cursorMu.Unlock()
+	if c == nil {
+		var err error
+		if c, err = openSegmentReader(seg.path, seg.first); err != nil {
+			return nil, err
+		}
+		l.metrics.segmentOpens.Inc()
+	}
+	if err := c.skipTo(from); err != nil {
+		c.close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (l *Log) returnCursor(c *segmentReader) {
+	if c.first < l.first.Load() {
+		c.close() // its segment was removed meanwhile
+		return
+	}
+	l.cursorMu.Lock()
+	l.cursors = append(l.cursors, c)
+	var evicted *segmentReader
+	if len(l.cursors) > maxCursors {
+		evicted = l.cursors[0]
+		l.cursors = l.cursors[1:]
+	}
+	l.cursorMu.Unlock()
+	if evicted != nil {
+		evicted.close()
+	}
+}
+
+// closeCursors closes the cached cursors of segments before first (all of
+// them when first is 0).
+func (l *Log) closeCursors(first uint64) {
+	l.cursorMu.Lock()
+	keep := l.cursors[:0]
+	var closing []*segmentReader
+	for _, c := range l.cursors {
+		if first == 0 || c.first < first {
+			closing = append(closing, c)
+		} else {
+			keep = append(keep, c)
+		}
+	}
+	l.cursors = keep
+	l.cursorMu.Unlock()
+	for _, c := range closing {
+		c.close()
+	}
 }
 
 func (l *Log) segmentPath(index uint64) string {
@@ -742,6 +903,7 @@ func (l *Log) Close() error {
 		errs = append(errs, fmt.Errorf("close segments: %w", err))
 	}
 	l.syncFile.Close()
+	l.closeCursors(0)
 	errs = append(errs, l.lock.release())
 	l.log.Info("wal closed", "last_index", l.visible.Load())
 	return errors.Join(errs...)
@@ -820,6 +982,7 @@ func (l *Log) removeConsumedSegments(now time.Time) error {
 		if err := syncDir(l.segDir); err != nil {
 			return err
 		}
+		l.closeCursors(l.first.Load())
 		l.metrics.removedSegments.Inc()
 		l.refusedFull.Store(false)
 		l.log.Info("wal segment removed", "segment", s.path, "first_index", s.first, "last_index", last, "min_consumer_position", minPos)

@@ -12,6 +12,7 @@ type metrics struct {
 	repairs          prometheus.Counter
 	quarantinedBytes prometheus.Counter
 	removedSegments  prometheus.Counter
+	segmentOpens     prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, l *Log) *metrics {
@@ -28,6 +29,8 @@ func newMetrics(reg prometheus.Registerer, l *Log) *metrics {
 		repairs:          prometheus.NewCounter(prometheus.CounterOpts{Name: "collector_wal_repairs_total", Help: "Torn tails cut at open."}),
 		quarantinedBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "collector_wal_quarantined_bytes_total", Help: "Bytes cut from torn tails and kept in quarantine/."}),
 		removedSegments:  prometheus.NewCounter(prometheus.CounterOpts{Name: "collector_wal_segments_removed_total", Help: "Segments removed after every consumer processed them."}),
+		segmentOpens: prometheus.NewCounter(prometheus.CounterOpts{Name: "collector_wal_sealed_segment_opens_total",
+			Help: "Sealed segments opened for reading; more than one per segment and consumer means readers jump backwards (retries)."}),
 	}
 	if reg == nil {
 		return m
@@ -41,7 +44,7 @@ func newMetrics(reg prometheus.Registerer, l *Log) *metrics {
 		}
 		return 0
 	}
-	reg.MustRegister(m.appended, m.batchRecords, m.fsyncSeconds, m.commitSeconds, m.full, m.failures, m.repairs, m.quarantinedBytes, m.removedSegments,
+	reg.MustRegister(m.appended, m.batchRecords, m.fsyncSeconds, m.commitSeconds, m.full, m.failures, m.repairs, m.quarantinedBytes, m.removedSegments, m.segmentOpens,
 		gauge("collector_wal_bytes", "Bytes in WAL segments.", func(s Stats) float64 { return float64(s.Bytes) }),
 		gauge("collector_wal_max_bytes", "WAL_MAX_BYTES.", func(s Stats) float64 { return float64(s.MaxBytes) }),
 		gauge("collector_wal_segments", "WAL segment files.", func(s Stats) float64 { return float64(s.Segments) }),

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -114,29 +115,49 @@ func Scan(ctx context.Context, dir string, from uint64, fn func(Record) error) e
 		if i+1 < len(files) && files[i+1].first <= from {
 			continue
 		}
-		data, err := os.ReadFile(f.path)
-		if err != nil {
-			return fmt.Errorf("scan %s: %w", f.path, err)
-		}
-		index := f.first
-		good, count, problem, err := parseSegment(data, func(_ int64, payload []byte) error {
-			defer func() { index++ }()
-			if index < from {
-				return nil
-			}
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			return fn(Record{Index: index, Data: payload})
-		})
-		if err != nil {
+		if err := scanSegment(ctx, f, i == len(files)-1, from, fn); err != nil {
 			return err
-		}
-		if problem != "" && i < len(files)-1 {
-			return &CorruptionError{Segment: f.path, Offset: good, Index: f.first + count, Reason: problem}
 		}
 	}
 	return nil
+}
+
+// scanSegment streams one segment file through fn (from index from on).
+func scanSegment(ctx context.Context, f segmentFile, last bool, from uint64, fn func(Record) error) error {
+	r, err := openSegmentReader(f.path, f.first)
+	if err != nil {
+		return fmt.Errorf("scan %s: %w", f.path, err)
+	}
+	defer r.close()
+	if from > f.first {
+		if err := r.skipTo(from); err != nil {
+			return scanEnd(err, last)
+		}
+	}
+	for {
+		payload, err := r.next()
+		if err != nil {
+			return scanEnd(err, last)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		// Scan's callers may keep Data; the reader reuses its buffer.
+		if err := fn(Record{Index: r.index - 1, Data: append([]byte(nil), payload...)}); err != nil {
+			return err
+		}
+	}
+}
+
+// scanEnd says whether a stop of the segment reader ends a Scan normally:
+// at the end of a file, or at damage in the last segment, which a live
+// writer may be in the middle of.
+func scanEnd(err error, lastSegment bool) error {
+	var corrupt *CorruptionError
+	if errors.Is(err, io.EOF) || (lastSegment && errors.As(err, &corrupt)) {
+		return nil
+	}
+	return err
 }
 
 // consumerFile is the on-disk form of the consumer registry.
