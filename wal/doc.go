@@ -6,8 +6,10 @@
 //   - Append returns nil only once its records are durable according to the
 //     sync mode: with SyncAlways (the default) after the fsync that covers
 //     them. Concurrent Appends are group-committed: one goroutine owns the
-//     log, gathers whatever callers are waiting into one write and one fsync,
-//     and wakes each caller after that fsync.
+//     log and gathers whatever callers are waiting into one write; a second
+//     owns the fsync and wakes each caller of a write after the fsync that
+//     covers it. The writer runs one write ahead: it writes group N+1 while
+//     the fsync of group N runs, so the disk's latency is not paid twice.
 //   - Indexes start at 1, are consecutive, and are never reused: a crash
 //     cannot give an index that a reader has seen to another record, because
 //     readers only see records that are durable.

@@ -167,14 +167,15 @@ type Log struct {
 	reqPool sync.Pool
 
 	writerDone chan struct{}
+	syncCh     chan syncItem // writer → syncer, unbuffered: the writer runs at most one write ahead of the fsync
+	syncerDone chan struct{}
 	maintStop  chan struct{}
 	maintDone  chan struct{}
 	maintKick  chan struct{}
 
 	// Owned by the writer goroutine.
-	written  uint64 // last index written to the file
-	synced   uint64 // last index known durable
-	syncFile *os.File
+	written  uint64   // last index written to the file
+	tailFile *os.File // the tail segment, opened for fsync; handed to the syncer
 	twBatch  tidwall.Batch
 	frameBuf []byte
 
@@ -223,7 +224,7 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	}
 	l := &Log{
 		opts: opts, dir: dir, segDir: filepath.Join(dir, segmentsDirName), log: opts.Logger.With("component", "wal"),
-		reqs: make(chan *appendReq, 4096), writerDone: make(chan struct{}), maintStop: make(chan struct{}),
+		reqs: make(chan *appendReq, 4096), writerDone: make(chan struct{}), syncCh: make(chan syncItem), syncerDone: make(chan struct{}), maintStop: make(chan struct{}),
 		maintDone: make(chan struct{}), maintKick: make(chan struct{}, 1), notifyCh: make(chan struct{}),
 	}
 	l.reqPool.New = func() any { return &appendReq{done: make(chan struct{}, 1)} }
@@ -280,19 +281,20 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	for _, s := range segs {
 		l.totalBytes += s.bytes
 	}
-	l.written, l.synced = twLast, twLast
+	l.written = twLast
 	l.visible.Store(twLast)
 	l.first.Store(twFirst)
-	if l.syncFile, err = os.Open(tail.path); err != nil {
+	if l.tailFile, err = os.Open(tail.path); err != nil {
 		return nil, fmt.Errorf("open tail segment for fsync: %w", err)
 	}
 	if l.consumers, err = openRegistry(filepath.Join(dir, consumersFileName)); err != nil {
-		l.syncFile.Close()
+		l.tailFile.Close()
 		return nil, err
 	}
 	l.updateLowDisk()
 	ok = true
 	go l.writer()
+	go l.syncer(l.tailFile, twLast)
 	go l.maintain()
 	l.log.Info("wal opened", "dir", dir, "first_index", twFirst, "last_index", twLast,
 		"segments", len(segs), "bytes", l.totalBytes, "sync", string(opts.Sync))
@@ -378,27 +380,17 @@ func (l *Log) Append(ctx context.Context, records [][]byte) (uint64, error) {
 	}
 }
 
-// writer is the only goroutine that writes to the log.
+// writer is the only goroutine that writes to the log. It hands each write
+// to the syncer and goes on gathering the next group while that fsync runs:
+// one write ahead of the disk, so with WAL_SYNC=always the write of group
+// N+1 overlaps the fsync of group N instead of waiting for it.
 func (l *Log) writer() {
 	defer close(l.writerDone)
-	var tick <-chan time.Time
-	if l.opts.Sync == SyncInterval {
-		t := time.NewTicker(l.opts.SyncInterval)
-		defer t.Stop()
-		tick = t.C
-	}
+	defer close(l.syncCh)
 	batch := make([]*appendReq, 0, 64)
 	for {
-		var req *appendReq
-		var ok bool
-		select {
-		case req, ok = <-l.reqs:
-		case <-tick:
-			l.syncNow()
-			continue
-		}
+		req, ok := <-l.reqs
 		if !ok {
-			l.syncNow()
 			return
 		}
 		batch = append(batch[:0], req)
@@ -420,7 +412,16 @@ func (l *Log) writer() {
 	}
 }
 
-// commit writes one group of requests and answers each of them.
+// syncItem is one write handed from the writer to the syncer.
+type syncItem struct {
+	reqs  []*appendReq // with WAL_SYNC=always, answered after the fsync
+	upTo  uint64       // last index written
+	file  *os.File     // the tail segment at that point (changes on rotation)
+	start time.Time
+}
+
+// commit writes one group of requests. With WAL_SYNC=always the syncer
+// answers them after its fsync; otherwise they are answered here.
 func (l *Log) commit(batch []*appendReq) {
 	reply := func(reqs []*appendReq) {
 		for _, r := range reqs {
@@ -435,7 +436,7 @@ func (l *Log) commit(batch []*appendReq) {
 		return
 	}
 	// The disk guard admits requests in order while they fit.
-	accepted := batch[:0:0]
+	accepted := make([]*appendReq, 0, len(batch))
 	var rejected []*appendReq
 	var extra int64
 	for _, r := range batch {
@@ -486,41 +487,83 @@ func (l *Log) commit(batch []*appendReq) {
 	l.written = next - 1
 	l.metrics.batchRecords.Observe(float64(records))
 	l.metrics.appended.Add(float64(records))
+	item := syncItem{upTo: l.written, file: l.tailFile, start: start}
 	switch l.opts.Sync {
 	case SyncAlways:
-		if err := l.syncNow(); err != nil {
-			for _, r := range accepted {
-				r.err = fmt.Errorf("%w: %v", ErrFailed, err)
-			}
-		}
+		item.reqs = accepted
 	case SyncNever:
 		l.publish(l.written)
+		l.metrics.commitSeconds.Observe(time.Since(start).Seconds())
+		reply(accepted)
 	case SyncInterval:
 		// Acknowledged after the write; readers see it after the next tick's fsync.
+		l.metrics.commitSeconds.Observe(time.Since(start).Seconds())
+		reply(accepted)
 	}
-	l.metrics.commitSeconds.Observe(time.Since(start).Seconds())
-	reply(accepted)
+	l.syncCh <- item
 }
 
-// syncNow fsyncs the tail segment if anything is unsynced and makes the
-// synced records visible to readers. A failure fail-stops the log.
-func (l *Log) syncNow() error {
-	if l.synced == l.written {
+// syncer owns the fsync of the tail segment: per write with WAL_SYNC=always
+// (answering that write's requests after it), on a timer with interval, and
+// once more when the log closes. A failure fail-stops the log.
+func (l *Log) syncer(file *os.File, synced uint64) {
+	defer close(l.syncerDone)
+	written := synced
+	var tick <-chan time.Time
+	if l.opts.Sync == SyncInterval {
+		t := time.NewTicker(l.opts.SyncInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	syncNow := func() error {
+		if synced == written {
+			return nil
+		}
+		if p := l.failed.Load(); p != nil {
+			return *p
+		}
+		start := time.Now()
+		if err := l.opts.syncFile(file); err != nil {
+			err = fmt.Errorf("fsync %s through index %d: %w", file.Name(), written, err)
+			l.failStop(err)
+			return err
+		}
+		l.metrics.fsyncSeconds.Observe(time.Since(start).Seconds())
+		synced = written
+		l.publish(synced)
 		return nil
 	}
-	if p := l.failed.Load(); p != nil {
-		return *p
+	for {
+		select {
+		case <-tick:
+			syncNow()
+			continue
+		case it, ok := <-l.syncCh:
+			if !ok {
+				syncNow()
+				file.Close()
+				return
+			}
+			if it.file != file {
+				// Rotated: tidwall fsync'd the sealed segment when it
+				// closed it, so only the new tail needs our fsync.
+				file.Close()
+				file = it.file
+			}
+			written = it.upTo
+			if l.opts.Sync != SyncAlways {
+				continue
+			}
+			err := syncNow()
+			l.metrics.commitSeconds.Observe(time.Since(it.start).Seconds())
+			for _, r := range it.reqs {
+				if err != nil {
+					r.err = fmt.Errorf("%w: %v", ErrFailed, err)
+				}
+				r.done <- struct{}{}
+			}
+		}
 	}
-	start := time.Now()
-	if err := l.opts.syncFile(l.syncFile); err != nil {
-		err = fmt.Errorf("fsync %s through index %d: %w", l.syncFile.Name(), l.written, err)
-		l.failStop(err)
-		return err
-	}
-	l.metrics.fsyncSeconds.Observe(time.Since(start).Seconds())
-	l.synced = l.written
-	l.publish(l.synced)
-	return nil
 }
 
 func (l *Log) failStop(err error) {
@@ -582,9 +625,9 @@ func (l *Log) trackSegments(reqs []*appendReq) error {
 		return fmt.Errorf("open new tail segment: %w", err)
 	}
 	// Records before the rotation were fsync'd by tidwall when it sealed
-	// their segment; the ones after are in the new tail.
-	l.syncFile.Close()
-	l.syncFile = f
+	// their segment; the ones after are in the new tail. The syncer closes
+	// the old descriptor when it takes the new one.
+	l.tailFile = f
 	// tidwall keeps a sealed tail's whole buffer in its read cache; drop it
 	// so memory stays at one segment plus what readers actually load.
 	l.readMu.Lock()
@@ -616,7 +659,7 @@ func (l *Log) Wait(ctx context.Context, index uint64) error {
 		case <-ch:
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-l.writerDone:
+		case <-l.syncerDone:
 			if l.visible.Load() >= index {
 				return nil
 			}
@@ -890,6 +933,7 @@ func (l *Log) Close() error {
 	close(l.reqs)
 	l.closeMu.Unlock()
 	<-l.writerDone
+	<-l.syncerDone
 	close(l.maintStop)
 	<-l.maintDone
 	var errs []error
@@ -902,7 +946,6 @@ func (l *Log) Close() error {
 	if err := l.tw.Close(); err != nil && l.failed.Load() == nil {
 		errs = append(errs, fmt.Errorf("close segments: %w", err))
 	}
-	l.syncFile.Close()
 	l.closeCursors(0)
 	errs = append(errs, l.lock.release())
 	l.log.Info("wal closed", "last_index", l.visible.Load())

@@ -535,3 +535,54 @@ func TestConcurrentReadersOfDifferentSegments(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestNextGroupIsWrittenWhileAnFsyncRuns(t *testing.T) {
+	entered := make(chan struct{}, 8)
+	release := make(chan struct{})
+	opts := wal.WithSyncFunc(wal.Options{Dir: t.TempDir()}, func(f *os.File) error {
+		entered <- struct{}{}
+		<-release
+		return f.Sync()
+	})
+	l := openT(t, opts)
+	defer l.Close()
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	defer unblock() // before Close, which waits for the blocked fsync
+	appendAsync := func(rec string) chan error {
+		done := make(chan error, 1)
+		go func() {
+			_, err := l.Append(context.Background(), [][]byte{[]byte(rec)})
+			done <- err
+		}()
+		return done
+	}
+	first := appendAsync("first")
+	<-entered // the fsync of the first group is running (and blocked)
+	tail := l.Segments()[0].Path
+	before, err := os.Stat(tail)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := appendAsync("second")
+	waitFor(t, "the second group written while the first fsync is blocked", func() bool {
+		st, err := os.Stat(tail)
+		return err == nil && st.Size() > before.Size()
+	})
+	select {
+	case err := <-second:
+		t.Fatalf("second Append returned (%v) before any fsync covering it", err)
+	case err := <-first:
+		t.Fatalf("first Append returned (%v) while its fsync was blocked", err)
+	default:
+	}
+	unblock()
+	for name, done := range map[string]chan error{"first": first, "second": second} {
+		if err := <-done; err != nil {
+			t.Fatalf("%s append: %v", name, err)
+		}
+	}
+	if got := len(entered); got < 1 {
+		t.Fatalf("the second group was acknowledged without an fsync of its own (%d more fsyncs)", got)
+	}
+}
