@@ -231,7 +231,7 @@ func (c *Config) bindAll(b *binder) {
 	b.str(&c.WALDir, "WAL_DIR", "./data/wal", "directory of the write-ahead log")
 	b.str(&c.WALSync, "WAL_SYNC", "always", "always (ack after fsync), interval (fsync on a timer) or never (OS decides)")
 	bind(b, &c.WALSyncInterval, "WAL_SYNC_INTERVAL", "50ms", "fsync period when WAL_SYNC=interval (the loss window on power failure)", time.ParseDuration)
-	bind(b, &c.WALSegmentBytes, "WAL_SEGMENT_BYTES", "16MiB", "target size of one WAL segment (one export unit)", ParseBytes)
+	bind(b, &c.WALSegmentBytes, "WAL_SEGMENT_BYTES", "8MiB", "target size of one WAL segment (one export unit)", ParseBytes)
 	bind(b, &c.WALMaxBytes, "WAL_MAX_BYTES", "2GiB", "disk high-water: above it ingest answers 503 instead of filling the disk", ParseBytes)
 	bind(b, &c.WALRetention, "WAL_RETENTION", "0s", "keep consumed segments at least this long (for replay); 0 removes them once loaded and shipped", time.ParseDuration)
 

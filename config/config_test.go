@@ -13,7 +13,7 @@ func TestDefaultsAreValid(t *testing.T) {
 	if err != nil {
 		t.Fatalf("defaults do not validate: %v", err)
 	}
-	if c.Addr != ":8000" || c.WALDir != "./data/wal" || c.WALSync != "always" || c.WALSegmentBytes != 16<<20 {
+	if c.Addr != ":8000" || c.WALDir != "./data/wal" || c.WALSync != "always" || c.WALSegmentBytes != 8<<20 {
 		t.Fatalf("unexpected defaults: %+v", c)
 	}
 	if c.NodeID == "" {

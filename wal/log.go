@@ -53,7 +53,7 @@ type Options struct {
 	Dir          string
 	Sync         SyncMode      // SyncAlways
 	SyncInterval time.Duration // 50ms
-	SegmentBytes int64         // 16 MiB
+	SegmentBytes int64         // 8 MiB
 	MaxBytes     int64         // 2 GiB
 	// MinFreeBytes: Append answers ErrFull when the file system has less
 	// free space than this. Default: 2 segments + 64 MiB.
@@ -81,7 +81,7 @@ func (o *Options) setDefaults() {
 		o.SyncInterval = 50 * time.Millisecond
 	}
 	if o.SegmentBytes <= 0 {
-		o.SegmentBytes = 16 << 20
+		o.SegmentBytes = 8 << 20
 	}
 	if o.MaxBytes <= 0 {
 		o.MaxBytes = 2 << 30
