@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"fmt"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -388,15 +389,23 @@ func appendCanonicalText(dst, s []byte) []byte {
 
 // skipString returns the index after the string starting at b[i].
 func skipString(b []byte, i int) int {
+	// Jump from quote to quote (IndexByte is vectorized): a quote ends the
+	// string unless an odd run of backslashes precedes it. This walk is a
+	// sixth of a batch's parse time byte by byte.
 	for i++; i < len(b); {
-		switch b[i] {
-		case '\\':
-			i += 2
-		case '"':
-			return i + 1
-		default:
-			i++
+		j := bytes.IndexByte(b[i:], '"')
+		if j < 0 {
+			return len(b)
 		}
+		q := i + j
+		escapes := 0
+		for k := q - 1; k >= i && b[k] == '\\'; k-- {
+			escapes++
+		}
+		if escapes%2 == 0 {
+			return q + 1
+		}
+		i = q + 1
 	}
 	return len(b)
 }

@@ -120,3 +120,32 @@ func FuzzCanonicalJSON(f *testing.F) {
 		}
 	})
 }
+
+// skipStringByteByByte is the plain walk skipString must agree with.
+func skipStringByteByByte(b []byte, i int) int {
+	for i++; i < len(b); {
+		switch b[i] {
+		case '\\':
+			i += 2
+		case '"':
+			return i + 1
+		default:
+			i++
+		}
+	}
+	return len(b)
+}
+
+func FuzzSkipStringMatchesByteWalk(f *testing.F) {
+	for _, s := range []string{`"plain"`, `"a\"b"`, `"\\"`, `"\\\""`, `"\\\\"x"`, `"\u00e9\n\"\\"`, `"unterminated`, `"\`, `""`, `"\\\\\\\"\\"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) == 0 || b[0] != '"' {
+			return
+		}
+		if got, want := skipString(b, 0), skipStringByteByByte(b, 0); got != want && !(want > len(b) && got == len(b)) {
+			t.Fatalf("skipString(%q) = %d, byte walk says %d", b, got, want)
+		}
+	})
+}
