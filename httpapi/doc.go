@@ -32,8 +32,10 @@
 //     (Options.WAL's Err() is non-nil: full, failed or closed). /ready answers
 //     200 while events can be accepted and 503 otherwise, including while the
 //     server drains at shutdown.
-//   - Over MAX_CONNECTIONS fasthttp itself answers a plain-text 503 and
-//     closes the connection; that answer cannot be made JSON.
+//   - A connection over MAX_CONNECTIONS is answered before fasthttp sees it:
+//     503 with the JSON error body and Retry-After, then closed, and counted
+//     in collector_http_connections_rejected_total (fasthttp's own limit,
+//     kept slightly above as a backstop, can only answer plain text).
 //   - ListenAndServe stops accepting connections when its context is done and
 //     lets in-flight requests finish, for at most SHUTDOWN_TIMEOUT, before it
 //     returns; only then may the caller close the WAL.

@@ -12,7 +12,8 @@ import (
 const routeLabelUnmatched = "unmatched"
 
 type serverMetrics struct {
-	requests *prometheus.CounterVec
+	requests      *prometheus.CounterVec
+	rejectedConns prometheus.Counter
 }
 
 func newServerMetrics(reg prometheus.Registerer) (*serverMetrics, error) {
@@ -21,10 +22,16 @@ func newServerMetrics(reg prometheus.Registerer) (*serverMetrics, error) {
 			Name: "collector_http_requests_total",
 			Help: "HTTP responses by route pattern and status code.",
 		}, []string{"route", "status"}),
+		rejectedConns: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "collector_http_connections_rejected_total",
+			Help: "Connections answered 503 and closed because MAX_CONNECTIONS were open.",
+		}),
 	}
 	if reg != nil {
-		if err := reg.Register(m.requests); err != nil {
-			return nil, err
+		for _, c := range []prometheus.Collector{m.requests, m.rejectedConns} {
+			if err := reg.Register(c); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return m, nil

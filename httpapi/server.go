@@ -17,6 +17,10 @@ import (
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 )
 
+// connLimitSlack is how far fasthttp's own connection limit sits above
+// MAX_CONNECTIONS: a closed connection leaves our count before fasthttp's.
+const connLimitSlack = 64
+
 // Server is the collector's HTTP server.
 type Server struct {
 	opts      Options
@@ -77,7 +81,9 @@ func New(opts Options, routes []Route, health ...HealthReporter) (*Server, error
 		Handler:      s.handle,
 		ErrorHandler: s.handleProtocolError,
 		Logger:       &fasthttpLogger{log: opts.Logger},
-		Concurrency:  opts.MaxConnections,
+		// connLimitListener answers connections over MaxConnections; this
+		// is only a backstop for the instant between its count and fasthttp's.
+		Concurrency: opts.MaxConnections + connLimitSlack,
 		// fasthttp reads the request line and headers into this buffer and
 		// refuses requests whose headers do not fit, so it is the header limit.
 		ReadBufferSize:               opts.MaxHeaderBytes,
@@ -115,8 +121,9 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 // at most ShutdownTimeout; it returns an error if connections were still open
 // then. When Serve returns, no new request will start.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	limited := newConnLimitListener(ln, s.opts.MaxConnections, s.metrics.rejectedConns)
 	served := make(chan error, 1)
-	go func() { served <- s.srv.Serve(ln) }()
+	go func() { served <- s.srv.Serve(limited) }()
 	select {
 	case err := <-served:
 		if err != nil {
