@@ -3,14 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -21,42 +18,15 @@ import (
 
 	"github.com/evothesis/collector/config"
 	"github.com/evothesis/collector/event"
+	"github.com/evothesis/collector/internal/pgtest"
 	"github.com/evothesis/collector/lag"
 	"github.com/evothesis/collector/wal"
 )
 
-const loaderTestAdminURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-
 // loaderTestDB creates a throwaway database and returns its URL.
 func loaderTestDB(t *testing.T) string {
 	t.Helper()
-	ctx := context.Background()
-	admin, err := pgx.Connect(ctx, loaderTestAdminURL)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("PostgreSQL is required in CI: %v", err)
-		}
-		t.Skipf("no PostgreSQL: %v", err)
-	}
-	defer admin.Close(ctx)
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	name := "collector_test_" + hex.EncodeToString(b[:])
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c, err := pgx.Connect(context.Background(), loaderTestAdminURL)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer c.Close(context.Background())
-		if _, err := c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Error(err)
-		}
-	})
-	return "postgres://postgres@127.0.0.1:5432/" + name + "?sslmode=disable"
+	return pgtest.New(t, "collector_test")
 }
 
 func loaderCLI(env map[string]string) (cli, *bytes.Buffer, *bytes.Buffer) {
