@@ -352,6 +352,12 @@ func cutUnits(segs []wal.Segment, from, to uint64, maxEvents int) [][2]uint64 {
 func (r *destRunner) export(ctx context.Context, u *unit) {
 	r.mu.Lock()
 	spec := r.spec
+	var next *unit
+	for i, v := range r.st.Units {
+		if v == u && i+1 < len(r.st.Units) && r.st.Units[i+1].Status == unitPending {
+			next = r.st.Units[i+1]
+		}
+	}
 	r.mu.Unlock()
 	start := time.Now()
 	job := &unitJob{
@@ -359,6 +365,9 @@ func (r *destRunner) export(ctx context.Context, u *unit) {
 		filter:   func(site string, _ time.Time) bool { return spec.Claims(site) },
 		exportID: "exp_" + u.ID, formats: spec.Formats, comp: spec.Compression,
 		sem: r.s.slots, metrics: r.s.metrics,
+		share: &sharing{spool: r.s.spool, scans: r.s.scans, next: next, self: r.name, others: func(f export.Format, c export.Compression, site string) []string {
+			return r.s.sharers(r.name, f, c, site, u.Last)
+		}},
 		// Kept in memory and persisted with the next save: an object stored
 		// but not yet recorded is found (412) and verified on a retry.
 		onStored: func(e export.ManifestEntry) {
@@ -368,6 +377,7 @@ func (r *destRunner) export(ctx context.Context, u *unit) {
 		},
 	}
 	res, err := job.run(ctx, r.s.log)
+	defer r.s.sweepSpool()
 	if err != nil && ctx.Err() != nil {
 		return // stopping: not an attempt
 	}
@@ -567,19 +577,32 @@ func (r *destRunner) status() DestinationStatus {
 }
 
 // ageOf is how long ago the record at index was received (0 if unknown).
+// A record's receive time never changes, so it is read from the WAL once
+// per index: a read of a sealed segment at an arbitrary index scans the
+// segment from its start, and status and the lag gauges ask often.
 func (s *Shipper) ageOf(index uint64) float64 {
-	recs, err := s.log.Read(index, 1, 1<<20)
-	if err != nil || len(recs) == 0 {
-		return 0
-	}
-	var p fastjson.Parser
-	v, err := p.ParseBytes(recs[0].Data)
-	if err != nil {
-		return 0
-	}
-	t, err := time.Parse(time.RFC3339Nano, string(v.GetStringBytes("received_at")))
-	if err != nil {
-		return 0
+	s.recvMu.Lock()
+	t, ok := s.recvAt[index]
+	s.recvMu.Unlock()
+	if !ok {
+		recs, err := s.log.Read(index, 1, 1<<20)
+		if err != nil || len(recs) == 0 {
+			return 0
+		}
+		var p fastjson.Parser
+		v, err := p.ParseBytes(recs[0].Data)
+		if err != nil {
+			return 0
+		}
+		if t, err = time.Parse(time.RFC3339Nano, string(v.GetStringBytes("received_at"))); err != nil {
+			return 0
+		}
+		s.recvMu.Lock()
+		if len(s.recvAt) >= 64 {
+			clear(s.recvAt) // positions move forward: old ones are not asked again
+		}
+		s.recvAt[index] = t
+		s.recvMu.Unlock()
 	}
 	return max(0, s.now().Sub(t).Seconds())
 }

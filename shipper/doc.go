@@ -27,7 +27,20 @@
 // each record's site and receive time (4 bytes per record) to count the
 // events of each (site, receive hour) and their time range; the second
 // streams each group into one object per format through an io.Pipe into the
-// store. Its key, export.ObjectKey(prefix, site, hour, node, first, last),
+// store. In pass 2 one goroutine reads and prepares records (json and
+// ndjson event objects are transcoded straight from the WAL record's bytes,
+// export.RecordPreparer; csv and parquet get decoded events) while another
+// compresses.
+//
+// Destinations exporting the same unit (a client's bucket and its share of
+// the backup) share work: pass 1 is done once per unit for every site
+// (scans.go), and the next unit's pass 1 starts while this one's pass 2
+// runs; an object both export (same unit, site, hour, format, compression
+// and, for json and parquet, metadata: so the same bytes) is encoded once,
+// into a spool file (<state dir>/spool, spool.go), and each destination
+// uploads that file under its own key, checks the stored SHA-256 against the
+// spooled one, and advances its own position after its own upload. The
+// spool is a cache: emptied at start, never needed for correctness. Its key, export.ObjectKey(prefix, site, hour, node, first, last),
 // depends only on the unit; its bytes too (export_time is the unit's
 // planned time), so a retry or a restart writes the same key with the same
 // content. Uploads are conditional (If-None-Match: *); an object already
@@ -60,13 +73,18 @@
 //
 // At most Concurrency objects upload at once across all destinations. One
 // object holds at most about 3 × the part size (8 MiB default: the
-// buffered first part, plus the upload manager's part pool of two), the
-// encoder's buffers (64 KiB, the compressor's window; parquet: its row group,
-// 32 MiB by default) and nothing else; a unit adds 4 bytes per record for
-// pass 1. So the shipper's memory is bounded by
-// Concurrency × (3 × PartSize + encoder) + 4 B × records per segment,
-// whatever the segment size. Shipping reads the WAL, never writes it, and
-// holds no lock ingest needs.
+// first part, buffered only as far as the object needs and reused between
+// uploads, plus the upload manager's part pool of two), the encoder's
+// buffers (64 KiB, plus the compressor: zstd about 4 MiB with its 1 MiB
+// window, gzip about 1 MiB; parquet: its row group, 32 MiB by default) and
+// pass 2's three batches of 256 prepared records. A unit being exported adds
+// 4 bytes per record for its destination's pass 1, and the shared scans of
+// the last 4 units 4 bytes per record each. So the shipper's memory is
+// bounded by Concurrency × (3 × PartSize + encoder) +
+// (destinations + 4) × 4 B × records per segment, whatever the segment size. The spool is on disk: at most the compressed
+// objects between the slowest and the fastest destination, never more than
+// 512 MiB (beyond that objects are encoded by each destination again).
+// Shipping reads the WAL, never writes it, and holds no lock ingest needs.
 //
 // # Manual runs
 //

@@ -17,6 +17,7 @@ type metrics struct {
 	lagEvents   *prometheus.GaugeVec
 	lagSeconds  *prometheus.GaugeVec
 	unclaimed   prometheus.Counter
+	shared      *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -42,10 +43,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Age of the oldest WAL record the destination has not exported."}, dest),
 		unclaimed: prometheus.NewCounter(prometheus.CounterOpts{Name: "collector_export_unclaimed_events_total",
 			Help: "Events of sites no client claims, exported to the backup destination only."}),
+		shared: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "collector_export_objects_shared_total",
+			Help: "Export objects stored from the spool, encoded by another destination (their bytes are identical), per destination."}, dest),
 	}
 	if reg != nil {
 		reg.MustRegister(m.objects, m.bytes, m.events, m.duration, m.retries, m.failures, m.deadLetters,
-			m.lagEvents, m.lagSeconds, m.unclaimed)
+			m.lagEvents, m.lagSeconds, m.unclaimed, m.shared)
 	}
 	return m
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -118,6 +119,8 @@ type Shipper struct {
 	slots   *uploadSlots
 	metrics *metrics
 	audit   *auditLog
+	spool   *spool
+	scans   *scanCache
 	notify  *notifier
 	now     func() time.Time
 
@@ -129,6 +132,14 @@ type Shipper struct {
 	stopAll context.CancelFunc
 	runs    *runRegistry
 	started bool
+
+	recvMu sync.Mutex
+	recvAt map[uint64]time.Time // receive time of WAL records, for ageOf
+
+	// peers is dests for the runners themselves (sharing): Reload holds mu
+	// while it waits for a runner to stop, so runners never take mu.
+	peersMu sync.Mutex
+	peers   map[string]*destRunner
 }
 
 // New checks the options and loads each destination's persisted plan. It
@@ -175,10 +186,15 @@ func New(opts Options, dests []Destination) (*Shipper, error) {
 	if err != nil {
 		return nil, err
 	}
+	sp, err := openSpool(filepath.Join(opts.StateDir, "spool"), defaultSpoolBytes)
+	if err != nil {
+		return nil, err
+	}
 	s := &Shipper{
 		opts: opts, log: opts.Log, logger: opts.Logger, slots: newUploadSlots(opts.Concurrency),
-		metrics: newMetrics(opts.Registerer), audit: audit, now: opts.Now,
-		dests: map[string]*destRunner{}, clients: opts.ClientsConfig,
+		metrics: newMetrics(opts.Registerer), audit: audit, now: opts.Now, spool: sp, scans: newScanCache(),
+		dests: map[string]*destRunner{}, clients: opts.ClientsConfig, recvAt: map[uint64]time.Time{},
+		peers: map[string]*destRunner{},
 	}
 	s.baseCtx, s.stopAll = context.WithCancel(context.Background())
 	s.notify = newNotifier(opts.HTTPClient, opts.Logger, opts.RetryBase)
@@ -236,6 +252,9 @@ func (s *Shipper) addDestination(d Destination) (*destRunner, error) {
 		return nil, err
 	}
 	s.dests[name] = r
+	s.peersMu.Lock()
+	s.peers[name] = r
+	s.peersMu.Unlock()
 	return r, nil
 }
 
@@ -303,6 +322,9 @@ func (s *Shipper) Reload(ctx context.Context, dests []Destination) error {
 		}
 		r.stop()
 		delete(s.dests, name)
+		s.peersMu.Lock()
+		delete(s.peers, name)
+		s.peersMu.Unlock()
 		if err := s.log.UnregisterConsumer(name); err != nil {
 			s.logger.Warn("unregister export destination", "destination", name, "error", err)
 		}
@@ -358,6 +380,52 @@ func (s *Shipper) runners() []*destRunner {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
 	return out
+}
+
+// sharers lists the destinations besides self that will export the object
+// of format f, compression c and site under a unit ending at last: they
+// may take it from the spool.
+func (s *Shipper) sharers(self string, f export.Format, c export.Compression, site string, last uint64) []string {
+	var out []string
+	for _, r := range s.peerRunners() {
+		if r.name == self {
+			continue
+		}
+		r.mu.Lock()
+		spec, paused, pos := r.spec, r.paused != "", r.position
+		r.mu.Unlock()
+		if paused || pos >= last || !slices.Contains(spec.Formats, f) || !spec.Claims(site) {
+			continue
+		}
+		if (&unitJob{comp: spec.Compression}).compFor(f) == c {
+			out = append(out, r.name)
+		}
+	}
+	return out
+}
+
+func (s *Shipper) peerRunners() []*destRunner {
+	s.peersMu.Lock()
+	defer s.peersMu.Unlock()
+	out := make([]*destRunner, 0, len(s.peers))
+	for _, r := range s.peers {
+		out = append(out, r)
+	}
+	return out
+}
+
+// sweepSpool drops spool entries no destination still expects.
+func (s *Shipper) sweepSpool() {
+	pos := map[string]uint64{}
+	for _, r := range s.peerRunners() {
+		r.mu.Lock()
+		pos[r.name] = r.position
+		r.mu.Unlock()
+	}
+	s.spool.sweep(func(name string) (uint64, bool) {
+		p, ok := pos[name]
+		return p, ok
+	})
 }
 
 func (s *Shipper) refreshLag() {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/iotest"
 )
 
 // A store without conditional writes (501 to If-None-Match): the first
@@ -59,5 +60,24 @@ func TestS3StoreFallsBackWhenConditionalWritesAreUnsupported(t *testing.T) {
 	}
 	if err := put(); err == nil || !strings.Contains(err.Error(), ErrExists.Error()) {
 		t.Fatalf("third put should find the object: %v", err)
+	}
+}
+
+func TestReadFirstPartReadsUpToTheLimitLikeReadFull(t *testing.T) {
+	const limit = 600 << 10
+	for _, n := range []int{0, 1, 255 << 10, 256 << 10, limit - 1, limit, limit + 1, 3 * limit} {
+		data := bytes.Repeat([]byte("0123456789abcdef"), n/16+1)[:n]
+		for name, r := range map[string]io.Reader{
+			"whole":    bytes.NewReader(data),
+			"one byte": iotest.OneByteReader(bytes.NewReader(data)),
+			"half":     iotest.HalfReader(bytes.NewReader(data)),
+		} {
+			want := make([]byte, limit)
+			wn, wantErr := io.ReadFull(bytes.NewReader(data), want)
+			got, err := readFirstPart(r, make([]byte, 0, 16), limit)
+			if err != wantErr || !bytes.Equal(got, want[:wn]) {
+				t.Fatalf("%d bytes, %s reader: got %d bytes, %v; io.ReadFull gives %d, %v", n, name, len(got), err, wn, wantErr)
+			}
+		}
 	}
 }

@@ -49,6 +49,7 @@ type unitJob struct {
 	onStored  func(export.ManifestEntry) // called after each object is durable
 	metrics   *metrics
 	partBytes int64
+	share     *sharing // nil: every object is encoded here
 }
 
 // unitResult is what a unit export stored.
@@ -134,7 +135,19 @@ type objectSpec struct {
 // attempt are skipped; an object that exists but was not recorded (a crash
 // after the upload) is verified and taken as stored.
 func (j *unitJob) run(ctx context.Context, log recordReader) (unitResult, error) {
-	groups, of, err := scanGroups(ctx, log, j.u.First, j.u.Last, j.filter)
+	var groups []*group
+	var of []uint32
+	var err error
+	if j.share != nil && j.share.scans != nil {
+		groups, of, err = j.share.scans.groups(ctx, log, j.u.First, j.u.Last, j.dest.Claims)
+		if err == nil && j.share.next != nil {
+			// Pass 1 of the next unit reads the WAL while this one's pass 2
+			// compresses.
+			go j.share.scans.groups(ctx, log, j.share.next.First, j.share.next.Last, j.dest.Claims)
+		}
+	} else {
+		groups, of, err = scanGroups(ctx, log, j.u.First, j.u.Last, j.filter)
+	}
 	if err != nil {
 		return unitResult{}, err
 	}
@@ -202,117 +215,134 @@ func (j *unitJob) compFor(f export.Format) export.Compression {
 	return j.comp
 }
 
+// sharing is how a unit job uses the spool. Only scheduled exports share:
+// a manual run's filter also depends on time, so its objects differ.
+type sharing struct {
+	spool *spool
+	scans *scanCache // pass 1
+	next  *unit      // the destination's next unit, whose pass 1 may start early
+	self  string     // this destination's name
+	// others lists the other destinations that export the object of
+	// format f and compression c for site, under the same unit.
+	others func(f export.Format, c export.Compression, site string) []string
+}
+
+// objectSig is what determines an object's bytes: the records (unit, site,
+// hour; the filter of a scheduled export depends on the site alone), the
+// format and compression, and the metadata the format writes.
+func (j *unitJob) objectSig(s objectSpec) string {
+	sig := fmt.Sprintf("%s|%s|%s|%d|%d|%d|%q", s.format, j.compFor(s.format), j.node, j.u.First, j.u.Last, s.g.hour.Unix(), s.g.site)
+	if s.format == export.FormatJSON || s.format == export.FormatParquet {
+		sig += fmt.Sprintf("|%q|%q|%d|%d|%d|%d", j.exportID, j.dest.Client, j.u.PlannedAt.UnixNano(), s.g.count, s.g.first.UnixNano(), s.g.last.UnixNano())
+	}
+	return sig
+}
+
 type openObject struct {
-	spec   objectSpec
-	w      *export.Writer
-	buf    *bufio.Writer
-	pw     *io.PipeWriter
+	spec objectSpec
+	w    *export.Writer
+	buf  *bufio.Writer
+	pw   *io.PipeWriter // direct: the encoder streams into the upload
+	lead *spoolEntry    // lead: the encoder writes a spool file...
+	sw   *spoolWriter
+	// ...and, like a follower, the object is uploaded from the spool file.
+	spooled *spoolEntry
+	body    io.ReadCloser
+
 	done   chan struct{}
 	result PutResult
 	err    error
 	start  time.Time
 }
 
-// wave is pass 2 for a set of objects: one read of the unit feeds all of
-// them, each streaming through an io.Pipe into its own upload.
+func (j *unitJob) putInput(s objectSpec, body io.Reader) PutInput {
+	c := j.compFor(s.format)
+	ct, ce := export.ContentType(s.format, c)
+	return PutInput{Key: s.key, Body: body, ContentType: ct, ContentEncoding: ce, Metadata: map[string]string{
+		"export-id": j.exportID, "first-index": strconv.FormatUint(j.u.First, 10),
+		"last-index": strconv.FormatUint(j.u.Last, 10), "events": strconv.Itoa(s.g.count),
+		"format": string(s.format), "compression": string(c), "node-id": j.node,
+	}}
+}
+
+// wave is pass 2 for a set of objects: one read of the unit feeds every
+// object this destination encodes, each streaming through an io.Pipe into
+// its own upload (or, when other destinations want the same object, into a
+// spool file then uploaded); objects another destination is encoding are
+// uploaded from its spool file.
 func (j *unitJob) wave(ctx context.Context, log recordReader, specs []objectSpec, of []uint32) ([]export.ManifestEntry, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	byGroup := map[uint32][]*openObject{}
-	var objs []*openObject
+	var all, encode, follow []*openObject
 	for _, s := range specs {
-		c := j.compFor(s.format)
-		meta := export.Metadata{
-			ExportID: j.exportID, ExportTime: j.u.PlannedAt, EventCount: s.g.count,
-			Start: s.g.first, End: s.g.last, Client: j.dest.Client, NodeID: j.node,
-			FirstIndex: j.u.First, LastIndex: j.u.Last,
-		}
-		pr, pw := io.Pipe()
-		buf := bufio.NewWriterSize(pw, 64<<10)
-		w, err := export.NewWriter(buf, s.format, c, meta)
-		if err != nil {
-			pw.Close()
-			for _, o := range objs {
-				o.pw.CloseWithError(err)
-				<-o.done
+		o := &openObject{spec: s, done: make(chan struct{}), start: time.Now()}
+		all = append(all, o)
+		if j.share != nil {
+			e, lead := j.share.spool.claim(j.objectSig(s), j.u.Last, j.share.self, j.share.others(s.format, j.compFor(s.format), s.g.site))
+			switch {
+			case e == nil:
+			case lead:
+				o.lead = e
+			default:
+				o.spooled = e
+				follow = append(follow, o)
+				continue
 			}
-			return nil, fmt.Errorf("open %s writer: %w", s.format, err)
 		}
-		o := &openObject{spec: s, w: w, buf: buf, pw: pw, done: make(chan struct{}), start: time.Now()}
-		ct, ce := export.ContentType(s.format, c)
-		in := PutInput{Key: s.key, Body: pr, ContentType: ct, ContentEncoding: ce, Metadata: map[string]string{
-			"export-id": j.exportID, "first-index": strconv.FormatUint(j.u.First, 10),
-			"last-index": strconv.FormatUint(j.u.Last, 10), "events": strconv.Itoa(s.g.count),
-			"format": string(s.format), "compression": string(c), "node-id": j.node,
-		}}
-		go func() {
-			defer close(o.done)
-			o.result, o.err = j.dest.Store.Put(ctx, in)
-			// Unblock the encoder if the upload stopped reading early.
-			pr.CloseWithError(errUploadEnded(o.err))
-		}()
-		objs = append(objs, o)
-		byGroup[s.gi] = append(byGroup[s.gi], o)
+		encode = append(encode, o)
 	}
-	abort := func(err error) error {
-		cancel()
-		for _, o := range objs {
-			o.pw.CloseWithError(err)
-		}
-		for _, o := range objs {
-			<-o.done
-		}
-		return err
+	if err := j.encode(ctx, log, encode, of); err != nil {
+		return nil, err
 	}
-
-	// Decoding (one goroutine) and encoding + compression (this one) run
-	// concurrently, a few small batches apart.
-	batches := make(chan *rowBatch, 2)
-	free := make(chan *rowBatch, 3)
-	for i := 0; i < 3; i++ {
-		free <- &rowBatch{}
-	}
-	readErr := make(chan error, 1)
-	go func() {
-		defer close(batches)
-		readErr <- j.decodeRange(ctx, log, of, byGroup, free, batches)
-	}()
-	drain := func() {
-		cancel()
-		for range batches {
-		}
-	}
-	for b := range batches {
-		for k := range b.rows {
-			for _, o := range byGroup[b.groups[k]] {
-				if err := o.w.Write(b.rows[k]); err != nil {
-					drain()
-					return nil, abort(j.uploadError(o, fmt.Errorf("encode %s: %w", o.spec.key, err)))
+	// Followers wait for their leaders only now, having encoded what they
+	// lead: waves never wait on each other in a cycle.
+	var fallback []*openObject
+	for _, o := range follow {
+		select {
+		case <-o.spooled.done:
+		case <-ctx.Done():
+			j.abortSpooled(all)
+			for _, o := range encode {
+				if o.pw != nil {
+					<-o.done
 				}
 			}
+			return nil, ctx.Err()
 		}
-		free <- b
+		if o.spooled.ok {
+			if o.body, o.err = openSpooled(o.spooled); o.err == nil {
+				continue
+			}
+		}
+		// The leader failed (or its file is gone): encode it here.
+		o.spooled, o.err = nil, nil
+		fallback = append(fallback, o)
 	}
-	if err := <-readErr; err != nil {
-		return nil, abort(err)
+	if err := j.encode(ctx, log, fallback, of); err != nil {
+		j.abortSpooled(all)
+		cancel()
+		for _, o := range encode {
+			if o.pw != nil {
+				<-o.done
+			}
+		}
+		return nil, err
 	}
-	for _, o := range objs {
-		err := o.w.Close()
-		if err == nil {
-			err = o.buf.Flush()
+	for _, o := range all {
+		if o.spooled != nil {
+			go j.uploadSpooled(ctx, o)
 		}
-		if err != nil {
-			return nil, abort(j.uploadError(o, fmt.Errorf("finish %s: %w", o.spec.key, err)))
-		}
-		o.pw.Close()
 	}
 	var entries []export.ManifestEntry
 	var firstErr error
-	for _, o := range objs {
+	for _, o := range all {
 		<-o.done
 		res, err := o.result, o.err
 		if errors.Is(err, ErrExists) {
 			res, err = verifyExisting(ctx, j.dest.Store, o.spec.key, j.u.First, j.u.Last, o.spec.g.count)
+		}
+		if err == nil && o.spooled != nil && o.lead == nil {
+			j.share.spool.release(o.spooled, j.share.self)
 		}
 		if err != nil {
 			if firstErr == nil {
@@ -321,6 +351,9 @@ func (j *unitJob) wave(ctx context.Context, log recordReader, specs []objectSpec
 			continue
 		}
 		j.metrics.observeUpload(j.dest.Name(), time.Since(o.start), res.Bytes, o.spec.g.count)
+		if o.spooled != nil && o.lead == nil {
+			j.metrics.shared.WithLabelValues(j.dest.Name()).Inc()
+		}
 		entries = append(entries, export.ManifestEntry{
 			Key: o.spec.key, Format: o.spec.format, Compression: j.compFor(o.spec.format),
 			Events: o.spec.g.count, Bytes: res.Bytes, SHA256: res.SHA256,
@@ -330,24 +363,195 @@ func (j *unitJob) wave(ctx context.Context, log recordReader, specs []objectSpec
 	return entries, firstErr
 }
 
-// rowBatch is a few decoded records on their way to the encoders.
+// uploadSpooled uploads an object from its spool file and checks that what
+// was stored is what the leader encoded.
+func (j *unitJob) uploadSpooled(ctx context.Context, o *openObject) {
+	defer close(o.done)
+	defer o.body.Close()
+	o.result, o.err = j.dest.Store.Put(ctx, j.putInput(o.spec, o.body))
+	if o.err == nil && o.result.SHA256 != o.spooled.sha256 {
+		o.err = fmt.Errorf("upload %s from the export spool: stored SHA-256 %s, spooled %s", o.spec.key, o.result.SHA256, o.spooled.sha256)
+	}
+}
+
+// abortSpooled ends a wave before its spooled uploads started.
+func (j *unitJob) abortSpooled(objs []*openObject) {
+	for _, o := range objs {
+		if o.body != nil {
+			o.body.Close()
+		}
+	}
+}
+
+// encode runs one read of the unit into objs: direct objects start their
+// uploads (their done closes when it ends), lead objects fill their spool
+// entries and become spooled ones. On error every direct upload has ended
+// and every lead entry is failed.
+func (j *unitJob) encode(ctx context.Context, log recordReader, objs []*openObject, of []uint32) error {
+	if len(objs) == 0 {
+		return nil
+	}
+	// Direct uploads run on ctx, the wave's: they outlive the pass. The
+	// reader runs on rctx.
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	byGroup := map[uint32][]*openObject{}
+	var opened []*openObject
+	abort := func(err error) error {
+		for _, o := range opened {
+			if o.pw != nil {
+				o.pw.CloseWithError(err)
+			}
+			if o.sw != nil {
+				o.sw.close()
+				j.share.spool.finish(o.lead, 0, "", err)
+			}
+			if o.body != nil {
+				o.body.Close()
+			}
+		}
+		for _, o := range opened {
+			if o.pw != nil {
+				<-o.done
+			}
+		}
+		return err
+	}
+	for _, o := range objs {
+		s := o.spec
+		meta := export.Metadata{
+			ExportID: j.exportID, ExportTime: j.u.PlannedAt, EventCount: s.g.count,
+			Start: s.g.first, End: s.g.last, Client: j.dest.Client, NodeID: j.node,
+			FirstIndex: j.u.First, LastIndex: j.u.Last,
+		}
+		var sink io.Writer
+		if o.lead != nil {
+			sw, err := createSpoolFile(o.lead)
+			if err != nil {
+				j.share.spool.finish(o.lead, 0, "", err)
+				o.lead = nil // encode it directly instead
+			} else {
+				o.sw, sink = sw, sw
+			}
+		}
+		var pr *io.PipeReader
+		if o.lead == nil {
+			pr, o.pw = io.Pipe()
+			sink = o.pw
+		}
+		opened = append(opened, o)
+		o.buf = bufio.NewWriterSize(sink, 64<<10)
+		w, err := export.NewWriter(o.buf, s.format, j.compFor(s.format), meta)
+		if err != nil {
+			if o.pw != nil {
+				close(o.done) // no upload started
+				o.pw = nil
+			}
+			return abort(fmt.Errorf("open %s writer: %w", s.format, err))
+		}
+		o.w = w
+		if pr != nil {
+			in := j.putInput(s, pr)
+			go func() {
+				defer close(o.done)
+				o.result, o.err = j.dest.Store.Put(ctx, in)
+				// Unblock the encoder if the upload stopped reading early.
+				pr.CloseWithError(errUploadEnded(o.err))
+			}()
+		}
+		byGroup[s.gi] = append(byGroup[s.gi], o)
+	}
+
+	// Reading and preparing records (one goroutine: json and ndjson event
+	// objects transcoded from the records' bytes, events decoded for csv
+	// and parquet) and writing + compression (this one) run concurrently,
+	// a few small batches apart.
+	var need preparation
+	for _, o := range objs {
+		if o.w.TranscodesRecords() {
+			need.objects = true
+		} else {
+			need.events = true
+		}
+	}
+	batches := make(chan *rowBatch, 2)
+	free := make(chan *rowBatch, 3)
+	for i := 0; i < 3; i++ {
+		free <- &rowBatch{}
+	}
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(batches)
+		readErr <- j.prepareRange(rctx, log, of, byGroup, need, free, batches)
+	}()
+	drain := func() {
+		cancel()
+		for range batches {
+		}
+	}
+	for b := range batches {
+		for k := range b.recs {
+			for _, o := range byGroup[b.groups[k]] {
+				if err := o.w.WritePrepared(&b.recs[k]); err != nil {
+					drain()
+					return abort(j.uploadError(o, fmt.Errorf("encode %s: %w", o.spec.key, err)))
+				}
+			}
+		}
+		free <- b
+	}
+	if err := <-readErr; err != nil {
+		return abort(err)
+	}
+	for _, o := range objs {
+		err := o.w.Close()
+		if err == nil {
+			err = o.buf.Flush()
+		}
+		if err != nil {
+			return abort(j.uploadError(o, fmt.Errorf("finish %s: %w", o.spec.key, err)))
+		}
+		if o.pw != nil {
+			o.pw.Close()
+			continue
+		}
+		size, sum, err := o.sw.close()
+		if err == nil {
+			o.body, err = openSpooled(o.lead)
+		}
+		j.share.spool.finish(o.lead, size, sum, err)
+		o.sw = nil
+		if err != nil {
+			// Nobody can use the file, this destination included.
+			return abort(fmt.Errorf("spool %s: %w", o.spec.key, err))
+		}
+		o.spooled = o.lead
+	}
+	return nil
+}
+
+// rowBatch is a few prepared records on their way to the writers.
 type rowBatch struct {
-	rows   []export.Row
+	recs   []export.Prepared
+	objs   []byte // the transcoded event objects recs refer to
 	evs    []event.Event
 	groups []uint32
 }
 
+// preparation is what the writers of a wave need of each record.
+type preparation struct{ objects, events bool }
+
 const rowBatchSize = 256
 
-// decodeRange is pass 2's reader: it decodes the unit's records that
+// prepareRange is pass 2's reader: it prepares the unit's records that
 // belong to this wave's groups and hands them over in batches.
-func (j *unitJob) decodeRange(ctx context.Context, log recordReader, of []uint32, byGroup map[uint32][]*openObject,
-	free, out chan *rowBatch) error {
-	var dec recordDecoder
+func (j *unitJob) prepareRange(ctx context.Context, log recordReader, of []uint32, byGroup map[uint32][]*openObject,
+	need preparation, free, out chan *rowBatch) error {
+	var prep export.RecordPreparer
 	first, last := j.u.First, j.u.Last
 	var b *rowBatch
 	send := func() bool {
-		if b == nil || len(b.rows) == 0 {
+		if b == nil || len(b.recs) == 0 {
 			return true
 		}
 		select {
@@ -387,15 +591,16 @@ func (j *unitJob) decodeRange(ctx context.Context, log recordReader, of []uint32
 				if b.evs == nil {
 					b.evs = make([]event.Event, rowBatchSize)
 				}
-				b.rows, b.groups = b.rows[:0], b.groups[:0]
+				b.recs, b.objs, b.groups = b.recs[:0], b.objs[:0], b.groups[:0]
 			}
-			k := len(b.rows)
-			if err := dec.decode(r.Data, &b.evs[k]); err != nil {
-				return fmt.Errorf("WAL record %d: %w", r.Index, err)
+			k := len(b.recs)
+			var p export.Prepared
+			if b.objs, p, err = prep.Prepare(b.objs, r.Index, r.Data, need.objects, need.events, &b.evs[k]); err != nil {
+				return err
 			}
-			b.rows = append(b.rows, export.Row{ID: r.Index, Event: &b.evs[k]})
+			b.recs = append(b.recs, p)
 			b.groups = append(b.groups, gi)
-			if len(b.rows) == rowBatchSize && !send() {
+			if len(b.recs) == rowBatchSize && !send() {
 				return ctx.Err()
 			}
 		}

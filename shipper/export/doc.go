@@ -28,10 +28,18 @@
 // user_agent, node_id. Times are RFC 3339 in UTC with microseconds.
 //
 // raw_event_data is always compact, strictly valid JSON on one line, in
-// every format: whitespace is removed and raw control characters inside
-// strings are escaped. A raw value that is not a JSON object (which the WAL
-// never holds, but a backfill might) is exported as a JSON string of its
-// text rather than dropped or allowed to break the object.
+// every format. Raw that keeps ingest's raw-JSON guarantee (event.IsCompactRaw,
+// checked in one pass) is copied as is; anything else is repaired:
+// whitespace removed, raw control characters inside strings escaped. A raw
+// value that is not a JSON object (which the WAL never holds, but a backfill
+// or an older WAL might) is exported as a JSON string of its text rather
+// than dropped or allowed to break the object.
+//
+// Writer.WriteRecord (and RecordPreparer with Writer.WritePrepared) takes a
+// WAL record as ingest wrote it: json and ndjson objects are then written
+// straight from the record's bytes without decoding it (transcode.go), with
+// exactly the bytes Write gives for the decoded event; records of any other
+// shape are decoded (RecordDecoder) and written the ordinary way.
 //
 // Promises:
 //   - Writers stream: memory is bounded by a small buffer for json, ndjson

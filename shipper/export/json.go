@@ -41,15 +41,29 @@ func appendEnvelopeHead(dst []byte, m *Metadata) []byte {
 }
 
 func (e *jsonEncoder) write(r *Row) error {
-	if e.envelope {
-		if e.started {
-			e.buf = append(e.buf, ',', '\n')
-		} else {
-			e.buf = append(e.buf, '\n')
-		}
-	}
-	e.started = true
+	e.buf = e.appendSeparator(e.buf)
 	e.buf = appendEventObject(e.buf, r)
+	return e.finishObject()
+}
+
+// writeObject writes an event object a RecordPreparer transcoded.
+func (e *jsonEncoder) writeObject(obj []byte) error {
+	e.buf = append(e.appendSeparator(e.buf), obj...)
+	return e.finishObject()
+}
+
+func (e *jsonEncoder) appendSeparator(dst []byte) []byte {
+	if !e.envelope {
+		return dst
+	}
+	if e.started {
+		return append(dst, ',', '\n')
+	}
+	return append(dst, '\n')
+}
+
+func (e *jsonEncoder) finishObject() error {
+	e.started = true
 	if !e.envelope {
 		e.buf = append(e.buf, '\n')
 	}

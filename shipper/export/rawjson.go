@@ -9,186 +9,24 @@ import (
 )
 
 // appendRaw appends an event's raw JSON as compact, strictly valid JSON on
-// one line. Raw from the WAL is always an object, but rows may come from
-// elsewhere (a PostgreSQL backfill prints JSONB with spaces), and one bad
-// value must neither break a whole object nor be dropped: anything that is
-// not a JSON object is kept as a JSON string holding its text.
+// one line. Raw that keeps the raw-JSON guarantee (event.IsCompactRaw: what
+// ingest writes) is copied as is. Rows may come from elsewhere (an older
+// WAL; a PostgreSQL backfill prints JSONB with spaces), and one bad value
+// must neither break a whole object nor be dropped: anything else is
+// repaired, and what is not a JSON object is kept as a JSON string holding
+// its text.
 func appendRaw(dst, raw []byte) []byte {
 	if len(raw) == 0 {
 		return append(dst, "{}"...)
 	}
-	raw = validUTF8Bytes(raw)
-	switch scanCompactObject(raw) {
-	case scanOK:
+	if event.IsCompactRaw(raw) {
 		return append(dst, raw...)
-	case scanRewrite:
-		if out, ok := appendCompactObject(dst, raw); ok {
-			return out
-		}
+	}
+	raw = validUTF8Bytes(raw)
+	if out, ok := appendCompactObject(dst, raw); ok {
+		return out
 	}
 	return event.AppendJSONString(dst, string(raw))
-}
-
-type scanResult uint8
-
-const (
-	scanInvalid scanResult = iota // not a JSON object, whatever its whitespace
-	scanOK                        // a compact JSON object, to copy as is
-	scanRewrite                   // whitespace, a raw control character or deep nesting: needs appendCompactObject
-)
-
-// scanCompactObject is the fast path for what the WAL holds: it validates a
-// JSON object that is already compact without copying it. It gives up with
-// scanRewrite at the first byte that would need rewriting (or at nesting
-// deeper than 63), so scanInvalid is only ever said of a prefix the general
-// compactor would refuse too. The parser state is the position in the code.
-func scanCompactObject(src []byte) scanResult {
-	n := len(src)
-	if n == 0 || src[0] != '{' {
-		return scanRewrite
-	}
-	i, depth := 0, 0
-	var arrays uint64 // bit d: the container at depth d is an array
-	var c byte
-value:
-	if i >= n {
-		return scanInvalid
-	}
-	c = src[i]
-	switch {
-	case c == '"':
-		var r scanResult
-		if i, r = scanString(src, i); r != scanOK {
-			return r
-		}
-		goto afterValue
-	case c == '{' || c == '[':
-		if depth == 63 {
-			return scanRewrite
-		}
-		depth++
-		i++
-		if c == '[' {
-			arrays |= 1 << depth
-			if i < n && src[i] == ']' {
-				i++
-				depth--
-				goto afterValue
-			}
-			goto value
-		}
-		arrays &^= 1 << depth
-		if i < n && src[i] == '}' {
-			i++
-			depth--
-			goto afterValue
-		}
-		goto key
-	case c == 't' || c == 'f' || c == 'n':
-		lit := "null"
-		if c == 't' {
-			lit = "true"
-		} else if c == 'f' {
-			lit = "false"
-		}
-		if !bytes.HasPrefix(src[i:], []byte(lit)) {
-			return scanInvalid
-		}
-		i += len(lit)
-		goto afterValue
-	case c == '-' || c >= '0' && c <= '9':
-		var ok bool
-		if i, ok = scanNumber(src, i); !ok {
-			return scanInvalid
-		}
-		goto afterValue
-	default:
-		return spaceOrInvalid(c)
-	}
-key:
-	if i >= n {
-		return scanInvalid
-	}
-	if c = src[i]; c != '"' {
-		return spaceOrInvalid(c)
-	}
-	{
-		var r scanResult
-		if i, r = scanString(src, i); r != scanOK {
-			return r
-		}
-	}
-	if i >= n {
-		return scanInvalid
-	}
-	if c = src[i]; c != ':' {
-		return spaceOrInvalid(c)
-	}
-	i++
-	goto value
-afterValue:
-	if depth == 0 {
-		if i == n {
-			return scanOK
-		}
-		return spaceOrInvalid(src[i])
-	}
-	if i >= n {
-		return scanInvalid
-	}
-	c = src[i]
-	i++
-	switch {
-	case c == ',':
-		if arrays&(1<<depth) != 0 {
-			goto value
-		}
-		goto key
-	case c == '}' && arrays&(1<<depth) == 0, c == ']' && arrays&(1<<depth) != 0:
-		depth--
-		goto afterValue
-	}
-	return spaceOrInvalid(c)
-}
-
-func spaceOrInvalid(c byte) scanResult {
-	if jsonSpace[c] {
-		return scanRewrite
-	}
-	return scanInvalid
-}
-
-// scanString checks the string at src[i] == '"' and returns the index after
-// it; scanRewrite for a raw control character.
-func scanString(src []byte, i int) (int, scanResult) {
-	n := len(src)
-	i++
-	for {
-		if i = nextStringSpecial(src, i); i == n {
-			return i, scanInvalid
-		}
-		switch c := src[i]; {
-		case c == '"':
-			return i + 1, scanOK
-		case c == '\\':
-			if i+1 >= n {
-				return i, scanInvalid
-			}
-			switch src[i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				i += 2
-			case 'u':
-				if i+6 > n || !isHex4(src[i+2:i+6]) {
-					return i, scanInvalid
-				}
-				i += 6
-			default:
-				return i, scanInvalid
-			}
-		default:
-			return i, scanRewrite
-		}
-	}
 }
 
 // maxRawDepth bounds nesting; deeper values are kept as a string.

@@ -1,4 +1,4 @@
-package shipper
+package export
 
 import (
 	"encoding/json"
@@ -26,8 +26,8 @@ func FuzzRecordDecoderAgreesWithEventDecoder(f *testing.F) {
 		var slow event.Decoder
 		var want, got event.Event
 		wantErr := slow.DecodeRecord(rec, &want)
-		var d recordDecoder
-		gotErr := d.decode(rec, &got)
+		var d RecordDecoder
+		gotErr := d.Decode(rec, &got)
 		if (wantErr == nil) != (gotErr == nil) {
 			t.Fatalf("record %s: event.Decoder err %v, recordDecoder err %v", rec, wantErr, gotErr)
 		}
@@ -48,7 +48,7 @@ func FuzzRecordDecoderAgreesWithEventDecoder(f *testing.F) {
 func TestRecordDecoderTakesTheFastPathForOrdinaryRecords(t *testing.T) {
 	e := event.Event{EventID: "id", ReceivedAt: time.Now().UTC().Truncate(time.Microsecond), SiteID: "a.com",
 		URL: `https://x/?q="1"`, Timestamp: time.Now().UTC().Truncate(time.Microsecond), Raw: []byte(`{"a":1}`)}
-	var d recordDecoder
+	var d RecordDecoder
 	var got event.Event
 	if !d.fast(event.AppendRecord(nil, &e), &got) || got.URL != e.URL || !strings.Contains(string(got.Raw), `"a"`) {
 		t.Fatalf("fast path refused an ordinary record: %+v", got)
@@ -62,7 +62,7 @@ func FuzzRecordDecoderOnArbitraryBytes(f *testing.F) {
 		var slow event.Decoder
 		var want, got event.Event
 		wantErr := slow.DecodeRecord(data, &want)
-		var d recordDecoder
+		var d RecordDecoder
 		if !d.fast(data, &got) {
 			return // the full decoder decides
 		}
@@ -75,58 +75,6 @@ func FuzzRecordDecoderOnArbitraryBytes(f *testing.F) {
 		want.Raw, got.Raw = nil, nil
 		if !reflect.DeepEqual(want, got) || !reflect.DeepEqual(rw, rg) {
 			t.Fatalf("%q:\n got %+v\nwant %+v", data, got, want)
-		}
-	})
-}
-
-func benchRecords(b *testing.B) [][]byte {
-	l := openTestWAL(b, b.TempDir(), 16<<20)
-	defer l.Close()
-	m := map[uint64]event.Event{}
-	appendEventsStep(b, l, 2000, []string{"shop.example.com"}, time.Date(2025, 6, 22, 10, 0, 0, 0, time.UTC), time.Millisecond, m)
-	var out [][]byte
-	for _, e := range m {
-		out = append(out, event.AppendRecord(nil, &e))
-	}
-	return out
-}
-
-// BenchmarkDecodeRecord compares pass 2's decoder with event.Decoder.
-func BenchmarkDecodeRecord(b *testing.B) {
-	recs := benchRecords(b)
-	var n int64
-	for _, r := range recs {
-		n += int64(len(r))
-	}
-	b.Run("event.Decoder", func(b *testing.B) {
-		var d event.Decoder
-		var e event.Event
-		b.SetBytes(n)
-		b.ReportAllocs()
-		for i := 0; i < b.N; i++ {
-			for _, r := range recs {
-				_ = d.DecodeRecord(r, &e)
-			}
-		}
-	})
-	b.Run("recordDecoder", func(b *testing.B) {
-		var d recordDecoder
-		var e event.Event
-		b.SetBytes(n)
-		b.ReportAllocs()
-		for i := 0; i < b.N; i++ {
-			for _, r := range recs {
-				_ = d.decode(r, &e)
-			}
-		}
-	})
-	b.Run("peek", func(b *testing.B) {
-		var p recordPeeker
-		b.SetBytes(n)
-		for i := 0; i < b.N; i++ {
-			for _, r := range recs {
-				p.peek(r)
-			}
 		}
 	})
 }

@@ -1,25 +1,27 @@
-package shipper
+package export
 
 import (
 	"bytes"
+	"time"
 
 	"github.com/evothesis/collector/event"
 	"github.com/valyala/fastjson"
 )
 
-// recordDecoder decodes WAL records for pass 2. Records written by
+// RecordDecoder decodes WAL records. Records written by
 // event.AppendRecord (known keys, in its order, fixed time layout, compact
 // raw object last) are decoded in one forward scan without building a JSON
 // tree; anything else — an unknown key, a \u escape, a time in another
 // layout — goes through event.Decoder, so the result is always what
 // event.DecodeRecord would give (raw may differ in insignificant
 // whitespace, which export compacts anyway).
-type recordDecoder struct {
+type RecordDecoder struct {
 	slow event.Decoder
 	buf  []byte
 }
 
-func (d *recordDecoder) decode(data []byte, e *event.Event) error {
+// Decode decodes one WAL record into e, which does not alias data.
+func (d *RecordDecoder) Decode(data []byte, e *event.Event) error {
 	if d.fast(data, e) {
 		return nil
 	}
@@ -28,7 +30,7 @@ func (d *recordDecoder) decode(data []byte, e *event.Event) error {
 
 var recordV1 = []byte(`{"v":1,`)
 
-func (d *recordDecoder) fast(data []byte, e *event.Event) bool {
+func (d *RecordDecoder) fast(data []byte, e *event.Event) bool {
 	if !bytes.HasPrefix(data, recordV1) || len(data) < 2 || data[len(data)-1] != '}' {
 		return false
 	}
@@ -67,7 +69,7 @@ func (d *recordDecoder) fast(data []byte, e *event.Event) bool {
 		case "event_id":
 			e.EventID = val
 		case "received_at", "timestamp":
-			t, ok := parseRecordTime(data[i-len(val)-1:])
+			t, ok := ParseRecordTime(data[i-len(val)-1:])
 			if !ok {
 				return false
 			}
@@ -116,7 +118,7 @@ func (d *recordDecoder) fast(data []byte, e *event.Event) bool {
 // str reads the JSON string starting at data[i] (a '"') and returns it and
 // the index after its closing quote. Only the escapes AppendJSONString
 // writes besides \u are handled here; \u falls back.
-func (d *recordDecoder) str(data []byte, whole string, i int) (string, int, bool) {
+func (d *RecordDecoder) str(data []byte, whole string, i int) (string, int, bool) {
 	if i >= len(data) || data[i] != '"' {
 		return "", 0, false
 	}
@@ -134,7 +136,7 @@ func (d *recordDecoder) str(data []byte, whole string, i int) (string, int, bool
 	return whole[i : i+end], i + end + 1, true
 }
 
-func (d *recordDecoder) escaped(data []byte, start, j int) (string, int, bool) {
+func (d *RecordDecoder) escaped(data []byte, start, j int) (string, int, bool) {
 	d.buf = append(d.buf[:0], data[start:j]...)
 	for ; j < len(data); j++ {
 		c := data[j]
@@ -167,4 +169,35 @@ func (d *recordDecoder) escaped(data []byte, start, j int) (string, int, bool) {
 		}
 	}
 	return "", 0, false
+}
+
+// ParseRecordTime reads "YYYY-MM-DDTHH:MM:SS.ffffffZ\"" (the closing quote
+// included), the layout event.AppendTime writes into WAL records.
+func ParseRecordTime(b []byte) (time.Time, bool) {
+	if len(b) < 28 || b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' || b[16] != ':' || b[19] != '.' || b[26] != 'Z' || b[27] != '"' {
+		return time.Time{}, false
+	}
+	num := func(s []byte) (int, bool) {
+		n := 0
+		for _, c := range s {
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n, true
+	}
+	var f [7]int
+	spans := [7][2]int{{0, 4}, {5, 7}, {8, 10}, {11, 13}, {14, 16}, {17, 19}, {20, 26}}
+	for i, sp := range spans {
+		n, ok := num(b[sp[0]:sp[1]])
+		if !ok {
+			return time.Time{}, false
+		}
+		f[i] = n
+	}
+	if f[1] < 1 || f[1] > 12 || f[2] < 1 || f[2] > 31 || f[3] > 23 || f[4] > 59 || f[5] > 60 {
+		return time.Time{}, false
+	}
+	return time.Date(f[0], time.Month(f[1]), f[2], f[3], f[4], f[5], f[6]*1000, time.UTC), true
 }

@@ -1,0 +1,286 @@
+package event
+
+import (
+	"unicode/utf8"
+)
+
+// The raw-JSON guarantee.
+//
+// Ingest is the only writer of WAL records, and it canonicalizes every raw
+// event before appending it (ingest/canonical.go), so Event.Raw in a record
+// it wrote is:
+//
+//   - exactly one JSON object, strictly valid per RFC 8259;
+//   - compact: no insignificant whitespace, so it is one line;
+//   - valid UTF-8, with every control character inside strings escaped;
+//   - free of the escapes PostgreSQL jsonb refuses: no \u0000 and no lone
+//     UTF-16 surrogate;
+//   - nested at most MaxRawDepth levels.
+//
+// (Ingest also writes strings minimally escaped and escapes U+2028/U+2029;
+// no reader depends on that, so it is not part of what IsCompactRaw checks.)
+//
+// Readers (the shipper's exports, the loader's COPY) may copy such bytes
+// as they are into NDJSON, JSON, CSV, Parquet or a jsonb column. They must
+// not assume it blindly: a WAL written by an older version, or copied from
+// elsewhere, may hold raw that breaks it. IsCompactRaw checks the whole
+// guarantee in one pass over the bytes, without allocating; a reader copies
+// raw when it says true and repairs it (validates, compacts, re-escapes)
+// otherwise.
+
+// MaxRawDepth is the deepest nesting of objects and arrays raw may hold; it
+// is ingest's limit on request bodies.
+const MaxRawDepth = 64
+
+// IsCompactRaw reports whether raw keeps the raw-JSON guarantee above.
+func IsCompactRaw(raw []byte) bool {
+	n := len(raw)
+	if n < 2 || raw[0] != '{' {
+		return false
+	}
+	i, depth := 0, 0
+	var arrays uint64 // bit depth-1: the container at that depth is an array
+	var c byte
+	// The parser state is the position in the code: it keeps branches
+	// predictable on the hot path.
+value:
+	if i >= n {
+		return false
+	}
+	c = raw[i]
+	switch {
+	case c == '"':
+		var ok bool
+		if i, ok = rawString(raw, i); !ok {
+			return false
+		}
+		goto afterValue
+	case c == '{' || c == '[':
+		if depth == MaxRawDepth {
+			return false
+		}
+		depth++
+		i++
+		if c == '[' {
+			arrays |= 1 << (depth - 1)
+			if i < n && raw[i] == ']' {
+				i++
+				depth--
+				goto afterValue
+			}
+			goto value
+		}
+		arrays &^= 1 << (depth - 1)
+		if i < n && raw[i] == '}' {
+			i++
+			depth--
+			goto afterValue
+		}
+		goto key
+	case c == 't':
+		if !hasLiteral(raw, i, "true") {
+			return false
+		}
+		i += 4
+		goto afterValue
+	case c == 'f':
+		if !hasLiteral(raw, i, "false") {
+			return false
+		}
+		i += 5
+		goto afterValue
+	case c == 'n':
+		if !hasLiteral(raw, i, "null") {
+			return false
+		}
+		i += 4
+		goto afterValue
+	case c == '-' || c >= '0' && c <= '9':
+		var ok bool
+		if i, ok = rawNumber(raw, i); !ok {
+			return false
+		}
+		goto afterValue
+	}
+	return false
+key:
+	if i >= n || raw[i] != '"' {
+		return false
+	}
+	{
+		var ok bool
+		if i, ok = rawString(raw, i); !ok {
+			return false
+		}
+	}
+	if i >= n || raw[i] != ':' {
+		return false
+	}
+	i++
+	goto value
+afterValue:
+	if depth == 0 {
+		return i == n
+	}
+	if i >= n {
+		return false
+	}
+	c = raw[i]
+	i++
+	inArray := arrays&(1<<(depth-1)) != 0
+	switch {
+	case c == ',':
+		if inArray {
+			goto value
+		}
+		goto key
+	case c == '}' && !inArray, c == ']' && inArray:
+		depth--
+		goto afterValue
+	}
+	return false
+}
+
+func hasLiteral(raw []byte, i int, lit string) bool {
+	return len(raw)-i >= len(lit) && string(raw[i:i+len(lit)]) == lit
+}
+
+// rawNumber returns the end of -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+// starting at raw[i].
+func rawNumber(raw []byte, i int) (int, bool) {
+	n := len(raw)
+	if raw[i] == '-' {
+		i++
+	}
+	switch {
+	case i < n && raw[i] == '0':
+		i++
+	case i < n && raw[i] >= '1' && raw[i] <= '9':
+		i = skipDigits(raw, i+1)
+	default:
+		return i, false
+	}
+	if i < n && raw[i] == '.' {
+		j := skipDigits(raw, i+1)
+		if j == i+1 {
+			return i, false
+		}
+		i = j
+	}
+	if i < n && (raw[i] == 'e' || raw[i] == 'E') {
+		i++
+		if i < n && (raw[i] == '+' || raw[i] == '-') {
+			i++
+		}
+		j := skipDigits(raw, i)
+		if j == i {
+			return i, false
+		}
+		i = j
+	}
+	return i, true
+}
+
+func skipDigits(raw []byte, i int) int {
+	for i < len(raw) && raw[i] >= '0' && raw[i] <= '9' {
+		i++
+	}
+	return i
+}
+
+// rawPlain marks the bytes a string holds as they are, with nothing to check.
+var rawPlain = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// rawString checks the string at raw[i] == '"' and returns the index after
+// its closing quote.
+func rawString(raw []byte, i int) (int, bool) {
+	n := len(raw)
+	i++
+	for {
+		// A table, unrolled by four: raw's strings are mostly short, where
+		// this beats 8-byte SWAR steps.
+		for i+4 <= n && rawPlain[raw[i]] && rawPlain[raw[i+1]] && rawPlain[raw[i+2]] && rawPlain[raw[i+3]] {
+			i += 4
+		}
+		for i < n && rawPlain[raw[i]] {
+			i++
+		}
+		if i >= n {
+			return i, false
+		}
+		switch c := raw[i]; {
+		case c == '"':
+			return i + 1, true
+		case c == '\\':
+			var ok bool
+			if i, ok = rawEscape(raw, i); !ok {
+				return i, false
+			}
+		case c < 0x20:
+			return i, false
+		case c >= utf8.RuneSelf:
+			r, size := utf8.DecodeRune(raw[i:])
+			if r == utf8.RuneError && size == 1 {
+				return i, false
+			}
+			i += size
+		default:
+			i++
+		}
+	}
+}
+
+// rawEscape checks the escape at raw[i] == '\\' and returns the index after it.
+func rawEscape(raw []byte, i int) (int, bool) {
+	if i+1 >= len(raw) {
+		return i, false
+	}
+	switch raw[i+1] {
+	case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+		return i + 2, true
+	case 'u':
+		r, ok := hex4(raw, i+2)
+		switch {
+		case !ok || r == 0 || r >= 0xdc00 && r <= 0xdfff:
+			return i, false
+		case r >= 0xd800 && r <= 0xdbff:
+			// A high surrogate must be followed by a low one.
+			if i+7 >= len(raw) || raw[i+6] != '\\' || raw[i+7] != 'u' {
+				return i, false
+			}
+			lo, ok := hex4(raw, i+8)
+			if !ok || lo < 0xdc00 || lo > 0xdfff {
+				return i, false
+			}
+			return i + 12, true
+		}
+		return i + 6, true
+	}
+	return i, false
+}
+
+func hex4(raw []byte, i int) (rune, bool) {
+	if i+4 > len(raw) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range raw[i : i+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		case c >= 'A' && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
+}

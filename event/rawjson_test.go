@@ -1,0 +1,141 @@
+package event
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+func TestIsCompactRawAcceptsWhatIngestWritesAndNothingElse(t *testing.T) {
+	cases := []struct {
+		raw  string
+		want bool
+	}{
+		{`{}`, true},
+		{`{"a":1}`, true},
+		{`{"a":[1,-0.5e+3,true,false,null,{"b":"\u00e9\"\\\/\b\f\n\r\t"}],"c":{}}`, true},
+		{`{"emoji":"\ud83d\ude00","jp":"日本語","x":"\u2028"}`, true},
+		{`{"a":[]}`, true},
+		{`{"d":` + strings.Repeat("[", MaxRawDepth-1) + strings.Repeat("]", MaxRawDepth-1) + `}`, true},
+		{`{"d":` + strings.Repeat("[", MaxRawDepth) + strings.Repeat("]", MaxRawDepth) + `}`, false},
+		{``, false},
+		{`[]`, false},
+		{`"s"`, false},
+		{`{`, false},
+		{`{"a":1}{}`, false},
+		{`{"a":1} `, false},
+		{`{ "a":1}`, false},
+		{`{"a": 1}`, false},
+		{"{\"a\":1,\n\"b\":2}", false},
+		{"{\"a\":\"x\ny\"}", false},
+		{"{\"a\":\"\x01\"}", false},
+		{"{\"a\":\"\xff\"}", false},
+		{"{\"a\":\"\xe2\x80\"}", false},
+		{`{"a":"\u0000"}`, false},
+		{`{"a":"\ud800"}`, false},
+		{`{"a":"\ud800x"}`, false},
+		{`{"a":"\ude00"}`, false},
+		{`{"a":"\ud800\u0041"}`, false},
+		{`{"a":"\x"}`, false},
+		{`{"a":"\u12"}`, false},
+		{`{"a":01}`, false},
+		{`{"a":1.}`, false},
+		{`{"a":1e}`, false},
+		{`{"a":-}`, false},
+		{`{"a":+1}`, false},
+		{`{"a":NaN}`, false},
+		{`{"a":tru}`, false},
+		{`{"a":[1,]}`, false},
+		{`{"a":1,}`, false},
+		{`{"a":[1}`, false},
+		{`{"a":{]}`, false},
+		{`{"a"}`, false},
+		{`{1:2}`, false},
+	}
+	for _, tc := range cases {
+		if got := IsCompactRaw([]byte(tc.raw)); got != tc.want {
+			t.Errorf("IsCompactRaw(%q) = %v, want %v", tc.raw, got, tc.want)
+		}
+	}
+}
+
+// referenceCompactRaw is the guarantee spelled out with encoding/json.
+func referenceCompactRaw(raw []byte) bool {
+	if len(raw) == 0 || raw[0] != '{' || !json.Valid(raw) || !utf8.Valid(raw) {
+		return false
+	}
+	var compact bytes.Buffer
+	if json.Compact(&compact, raw) != nil || !bytes.Equal(compact.Bytes(), raw) {
+		return false
+	}
+	// Escapes only occur inside strings in valid JSON.
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		if raw[i+1] != 'u' {
+			i++
+			continue
+		}
+		r, _ := strconv.ParseUint(string(raw[i+2:i+6]), 16, 32)
+		switch {
+		case r == 0, r >= 0xdc00 && r <= 0xdfff:
+			return false
+		case r >= 0xd800 && r <= 0xdbff:
+			if i+12 > len(raw) || raw[i+6] != '\\' || raw[i+7] != 'u' {
+				return false
+			}
+			lo, err := strconv.ParseUint(string(raw[i+8:i+12]), 16, 32)
+			if err != nil || lo < 0xdc00 || lo > 0xdfff {
+				return false
+			}
+			i += 11
+		default:
+			i += 5
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	depth, deepest := 0, 0
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			break
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			depth++
+			deepest = max(deepest, depth)
+		case json.Delim('}'), json.Delim(']'):
+			depth--
+		}
+	}
+	return deepest <= MaxRawDepth
+}
+
+func FuzzIsCompactRawAgreesWithEncodingJSON(f *testing.F) {
+	for _, s := range []string{`{}`, `{"a":[1,-0.5e+3,true,false,null,{"b":"\u00e9\"\\"}]}`, `{"a":01}`, `{"a":"\ud83d\ude00"}`,
+		`{"a":"\ud800"}`, `{"a":"\u0000"}`, "{\"a\":\"\xff\"}", `{"a" :1}`, `{"a":[{"b":[{"c":{}}]}]}`, `{"d":` + strings.Repeat("[", 70) + strings.Repeat("]", 70) + `}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		if got, want := IsCompactRaw(raw), referenceCompactRaw(raw); got != want {
+			t.Fatalf("IsCompactRaw(%q) = %v, encoding/json says %v", raw, got, want)
+		}
+	})
+}
+
+func BenchmarkIsCompactRaw(b *testing.B) {
+	raw := []byte(`{"eventType":"pageview","sessionId":"sess_1a2b3c4d5e","visitorId":"vis_004211","siteId":"shop.example.com",` +
+		`"url":"https://shop.example.com/products/shoes/4211?utm_source=google&ref=9f8e7d6c","path":"/products/shoes/4211",` +
+		`"attribution":{"utmParams":{"utm_source":"google","utm_medium":"cpc","utm_campaign":"summer-12"}},` +
+		`"viewport":{"w":1440,"h":900},"scrollDepth":57,"title":"Product 4211 – Größe"}`)
+	b.SetBytes(int64(len(raw)))
+	for b.Loop() {
+		if !IsCompactRaw(raw) {
+			b.Fatal("refused")
+		}
+	}
+}
