@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/evothesis/collector/event"
 )
 
 func TestCanonicalJSON(t *testing.T) {
@@ -117,6 +119,11 @@ func FuzzCanonicalJSON(f *testing.F) {
 		again, err := canonicalJSON(nil, out)
 		if err != nil || !bytes.Equal(again, out) {
 			t.Fatalf("not idempotent: %q → %q (%v)", out, again, err)
+		}
+		// Ingest is the only writer of raw events: an object it would store
+		// must keep the guarantee the loader and the shipper rely on.
+		if out[0] == '{' && !event.IsCompactRaw(out) {
+			t.Fatalf("canonical object %q does not keep event.IsCompactRaw's guarantee", out)
 		}
 	})
 }
