@@ -3,7 +3,6 @@ package loader
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -30,6 +29,7 @@ type batch struct {
 	rejects []rejected
 	days    []time.Time // distinct UTC days of rows' received_at
 
+	opened          time.Time // when the reader put the first record in
 	firstReceivedAt time.Time // of the first row (age of the oldest pending event)
 	lastReceivedAt  time.Time // latest received_at of rows (loader_offsets.last_received_at)
 
@@ -62,7 +62,7 @@ func (b *batch) reset() {
 	clear(b.rejects)
 	b.rejects = b.rejects[:0]
 	b.days = b.days[:0]
-	b.firstReceivedAt, b.lastReceivedAt = time.Time{}, time.Time{}
+	b.opened, b.firstReceivedAt, b.lastReceivedAt = time.Time{}, time.Time{}, time.Time{}
 }
 
 // add decodes and encodes one record. A record that does not decode or encode
@@ -113,62 +113,68 @@ func (b *batch) tuples(i, j int) io.Reader {
 	return io.MultiReader(bytes.NewReader(copyHeader), bytes.NewReader(b.buf[start:b.rows[j-1].end]), bytes.NewReader(copyTrailer))
 }
 
-// readBatches fills batches from the WAL starting at index from and sends
-// them on out, until ctx ends or reading fails. A batch is sent when it holds
-// BatchEvents records or BatchBytes bytes, or FlushInterval after its first
-// record was read, whichever comes first; while the writer is busy, records
-// accumulate in the WAL and the next batch fills at once.
-func (l *Loader) readBatches(ctx context.Context, from uint64, out chan<- *batch) error {
+// readBatches decodes the WAL from index from into batches and publishes
+// them on h, until ctx ends or reading fails. A batch is published when it
+// holds BatchEvents records or BatchBytes bytes, and also whenever the reader
+// has decoded everything the WAL holds, so that a free writer commits it at
+// once. While the writer is busy, the reader takes its last partial batch
+// back and keeps filling it, for at most FlushInterval after its first
+// record, after which it starts another. With the handoff's limit of
+// batches waiting, the reader waits and records stay in the WAL.
+func (l *Loader) readBatches(ctx context.Context, from uint64, h *handoff) error {
 	var dec event.Decoder
 	next := from
 	maxEvents, maxBytes := l.opts.BatchEvents, l.opts.BatchBytes
+	open := func(b *batch) bool {
+		return b.count() < maxEvents && b.recordBytes < maxBytes && time.Since(b.opened) < l.opts.FlushInterval
+	}
+	var cur *batch
 	for {
-		b := l.getBatch()
-		var deadline time.Time
-		for b.count() < maxEvents && b.recordBytes < maxBytes {
-			recs, err := l.src.Read(next, maxEvents-b.count(), maxBytes-b.recordBytes)
-			if err != nil {
-				return fmt.Errorf("read WAL from index %d: %w", next, err)
+		if cur == nil {
+			cur = l.getBatch()
+		}
+		recs, err := l.src.Read(next, maxEvents-cur.count(), maxBytes-cur.recordBytes)
+		if err != nil {
+			return fmt.Errorf("read WAL from index %d: %w", next, err)
+		}
+		if len(recs) > 0 {
+			if recs[0].Index != next {
+				return fmt.Errorf("read WAL from index %d: got index %d", next, recs[0].Index)
 			}
-			if len(recs) > 0 {
-				if recs[0].Index != next {
-					return fmt.Errorf("read WAL from index %d: got index %d", next, recs[0].Index)
-				}
-				for _, r := range recs {
-					b.add(&dec, r, l.opts.NodeID)
-				}
-				next = recs[len(recs)-1].Index + 1
-				if deadline.IsZero() {
-					deadline = time.Now().Add(l.opts.FlushInterval)
-				}
-				continue
+			if cur.count() == 0 {
+				cur.opened = time.Now()
 			}
-			if b.count() == 0 {
-				if err := l.src.Wait(ctx, next); err != nil {
+			for _, r := range recs {
+				cur.add(&dec, r, l.opts.NodeID)
+			}
+			next = recs[len(recs)-1].Index + 1
+			if cur.count() >= maxEvents || cur.recordBytes >= maxBytes {
+				if err := h.waitRoom(ctx); err != nil {
 					return err
 				}
-				continue
+				h.publish(cur)
+				cur = nil
 			}
-			if !time.Now().Before(deadline) {
-				break
-			}
-			wctx, cancel := context.WithDeadline(ctx, deadline)
-			err = l.src.Wait(wctx, next)
-			cancel()
-			if err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				if errors.Is(err, context.DeadlineExceeded) {
-					break
-				}
+			continue
+		}
+		if cur.count() > 0 {
+			// Room is needed here too: while a slow or absent database
+			// holds the writer, batches closed by FlushInterval would
+			// otherwise pile up in memory instead of staying in the WAL.
+			if err := h.waitRoom(ctx); err != nil {
 				return err
 			}
+			h.publish(cur)
+			cur = nil
 		}
-		select {
-		case out <- b:
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := l.src.Wait(ctx, next); err != nil {
+			return err
+		}
+		if b := h.reclaim(open); b != nil {
+			if cur != nil {
+				l.putBatch(cur) // empty: nothing was read since it was taken
+			}
+			cur = b
 		}
 	}
 }
@@ -193,20 +199,13 @@ func (l *Loader) putBatch(b *batch) {
 	}
 }
 
-// mergeWaiting appends to b the batches already waiting in batches, up to
-// MaxBatchesPerCommit batches' worth: behind, the loader commits in larger
-// transactions; caught up, nothing waits and batches go alone (latency).
-func (l *Loader) mergeWaiting(b *batch, batches <-chan *batch) *batch {
-	maxEvents := l.opts.BatchEvents * l.opts.MaxBatchesPerCommit
-	maxBytes := l.opts.BatchBytes * l.opts.MaxBatchesPerCommit
-	for b.count() < maxEvents && b.recordBytes < maxBytes {
-		select {
-		case next := <-batches:
-			b.absorb(next)
-			l.putBatch(next)
-		default:
-			return b
-		}
+// merge appends the batches after the first to it (they follow each other
+// in the WAL) and recycles them.
+func (l *Loader) merge(bs []*batch) *batch {
+	b := bs[0]
+	for _, next := range bs[1:] {
+		b.absorb(next)
+		l.putBatch(next)
 	}
 	return b
 }

@@ -214,8 +214,9 @@ func rawRows(b *testing.B, log *wal.Log, last uint64) [][]any {
 // (LOADER_BENCH_RATE, default 10000/s, in groups every 10ms as ingest's group
 // commit would) for 3 seconds per round, and measures for each event the time
 // from its append returning to the commit that made it queryable, with the
-// default LOADER_BATCH_EVENTS and LOADER_FLUSH_INTERVAL. Reports p50, p99 and
-// max in milliseconds.
+// default LOADER_BATCH_EVENTS, LOADER_FLUSH_INTERVAL and MinCommitInterval.
+// Reports p50, p99 and max in milliseconds, commits a second, and the
+// process's CPU per event (appending included).
 func BenchmarkAcceptToQueryableLatency(b *testing.B) {
 	rate := 10000
 	if v, err := strconv.Atoi(os.Getenv("LOADER_BENCH_RATE")); err == nil && v > 0 {
@@ -227,6 +228,7 @@ func BenchmarkAcceptToQueryableLatency(b *testing.B) {
 	opts.BatchEvents, opts.FlushInterval = 5000, 200*time.Millisecond // the defaults
 	l := startLoader(b, db.pool, log, opts)
 	var lat []time.Duration
+	batches0, cpu0, start := testutil.ToFloat64(l.m.batches), processCPU(), time.Now()
 	for b.Loop() {
 		const tick = 10 * time.Millisecond
 		perTick := rate / 100
@@ -262,6 +264,10 @@ func BenchmarkAcceptToQueryableLatency(b *testing.B) {
 		lat = append(lat, <-watched...)
 	}
 	b.StopTimer()
+	elapsed := time.Since(start).Seconds()
+	b.ReportMetric((testutil.ToFloat64(l.m.batches)-batches0)/elapsed, "commits/s")
+	// The appender's encoding is in it too; compare it between runs.
+	b.ReportMetric(float64(processCPU()-cpu0)/float64(time.Microsecond)/float64(len(lat)), "process_cpu_µs/event")
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 	b.ReportMetric(ms(lat[len(lat)/2]), "p50_ms")

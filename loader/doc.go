@@ -17,14 +17,23 @@
 //     restart the loader resumes from PostgreSQL's offset, which is
 //     authoritative. The WAL consumer registry ("loader") is told afterwards
 //     and is only a lower bound that lets the WAL drop segments.
-//   - Batches close at LOADER_BATCH_EVENTS records or LOADER_FLUSH_INTERVAL
-//     after their first record, whichever comes first; decoding overlaps the
-//     COPY of the previous batch. A batch costs one round trip: the offset
-//     claim and the COPY travel as one simple-protocol message that
-//     PostgreSQL runs as one implicit transaction. When the loader is behind
-//     (batches already waiting), up to Options.MaxBatchesPerCommit of them go
-//     in one COPY and one commit, so a backlog drains at COPY speed rather
-//     than at commit speed.
+//   - Batching adapts to the load: a batch goes to PostgreSQL as soon as the
+//     previous commit is done and records are waiting (MinCommitInterval,
+//     20ms, after the previous commit began at the earliest), and records
+//     that arrive while a COPY runs gather into the next batch, which closes
+//     at LOADER_BATCH_EVENTS records or LOADER_FLUSH_INTERVAL after its
+//     first record. A loader that keeps up therefore makes an event
+//     queryable about one COPY after it was written, instead of waiting out
+//     an interval; batches grow with the rate and with the database's
+//     slowness. Decoding overlaps the COPY of the previous batch. A batch
+//     costs one round trip: the offset claim and the COPY travel as one
+//     simple-protocol message that PostgreSQL runs as one implicit
+//     transaction. When the loader is behind (full batches waiting), up to
+//     Options.MaxBatchesPerCommit of them go in one COPY and one commit, so
+//     a backlog drains at COPY speed rather than at commit speed.
+//   - The WAL consumer registry is told the committed position at most once
+//     a second (its file is fsynced on every note, on ingest's disk); it
+//     only lets the WAL remove segments, PostgreSQL's offset is the truth.
 //   - A database that is down, restarting or slow never reaches ingest: the
 //     loader retries with capped exponential backoff and jitter, reports
 //     DatabaseState "disconnected", and catches up in full batches when the

@@ -38,15 +38,25 @@ var _ Source = (*wal.Log)(nil)
 
 // Options configure a Loader. Zero values take the defaults in the comments.
 type Options struct {
-	NodeID        string        // required: this node's NODE_ID
-	BatchEvents   int           // LOADER_BATCH_EVENTS: 5000
-	FlushInterval time.Duration // LOADER_FLUSH_INTERVAL: 200ms
-	BatchBytes    int           // records per batch at most about this many bytes: 8 MiB
+	NodeID      string // required: this node's NODE_ID
+	BatchEvents int    // LOADER_BATCH_EVENTS: 5000
+	// FlushInterval (LOADER_FLUSH_INTERVAL: 200ms) is the longest a batch
+	// keeps gathering records while the writer is busy; a free writer takes
+	// it at once (see MinCommitInterval), so it is an upper bound.
+	FlushInterval time.Duration
+	BatchBytes    int // records per batch at most about this many bytes: 8 MiB
 	// MaxBatchesPerCommit: when the loader is behind and several batches
 	// are already waiting, up to this many are loaded by one COPY in one
 	// transaction, so that draining a backlog is not paced by commits: 4.
 	MaxBatchesPerCommit int
-	RetentionDays       int // EVENTS_RETENTION_DAYS: 0 keeps every partition
+	// MinCommitInterval spaces the commits of partial batches: a free
+	// writer waits until this long after the previous commit began before
+	// it takes a batch that is not full. Adaptive batching alone commits
+	// every few records at a moderate rate, each commit costing the loader
+	// and PostgreSQL CPU on cores ingest needs; this bounds partial commits
+	// to 1/MinCommitInterval a second for at most this much latency: 20ms.
+	MinCommitInterval time.Duration
+	RetentionDays     int // EVENTS_RETENTION_DAYS: 0 keeps every partition
 
 	SkipMigrations  bool // Run applies the embedded migrations first unless set
 	PartitionsAhead int  // daily partitions created ahead of today: 3
@@ -88,6 +98,7 @@ func (o *Options) defaults() {
 		o.PartitionsAhead = 3
 	}
 	setDefault(&o.FlushInterval, 200*time.Millisecond)
+	setDefault(&o.MinCommitInterval, 20*time.Millisecond)
 	setDefault(&o.MinBackoff, 100*time.Millisecond)
 	setDefault(&o.MaxBackoff, 10*time.Second)
 	setDefault(&o.AttemptTimeout, 2*time.Minute)
@@ -119,6 +130,9 @@ type Loader struct {
 	positionKnown atomic.Bool
 	connected     atomic.Bool
 	running       atomic.Bool
+
+	walNoted   uint64 // last position told to the WAL registry (see noteWAL)
+	walNotedAt time.Time
 
 	mu          sync.Mutex
 	lastSuccess time.Time
@@ -167,6 +181,7 @@ func (l *Loader) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { l.maintain(ctx) })
 	defer wg.Wait()
+	defer l.noteWAL(true)
 	for {
 		err := l.session(ctx)
 		if ctx.Err() != nil {
@@ -218,26 +233,62 @@ func (l *Loader) session(ctx context.Context) error {
 
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	// Room for the batches one commit may merge, so the reader keeps
+	// Room for the full batches one commit may merge, so the reader keeps
 	// decoding while a COPY runs.
-	batches := make(chan *batch, l.opts.MaxBatchesPerCommit-1)
+	h := newHandoff(l.opts.MaxBatchesPerCommit - 1)
 	readDone := make(chan error, 1)
-	go func() { readDone <- l.readBatches(sctx, pos+1, batches) }()
+	go func() { readDone <- l.readBatches(sctx, pos+1, h) }()
 	defer func() { cancel(); <-readDone }()
+	maxEvents := l.opts.BatchEvents * l.opts.MaxBatchesPerCommit
+	maxBytes := l.opts.BatchBytes * l.opts.MaxBatchesPerCommit
+	var taken []*batch
+	var lastCommit time.Time
+	spacing := time.NewTimer(0)
+	defer spacing.Stop()
 	for {
-		select {
-		case b := <-batches:
-			b = l.mergeWaiting(b, batches)
-			if err := l.write(sctx, b); err != nil {
-				return err
+		// Spacing applies to partial batches only: a full one (a backlog)
+		// ends the wait as soon as the reader publishes it.
+		if wait := time.Until(lastCommit.Add(l.opts.MinCommitInterval)); wait > 0 {
+			spacing.Reset(wait)
+		spaced:
+			for !h.fullWaiting(l.opts.BatchEvents, l.opts.BatchBytes) {
+				select {
+				case <-spacing.C:
+					break spaced
+				case <-h.wake:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
 			}
-			l.putBatch(b)
-		case err := <-readDone:
-			readDone <- err // for the deferred receive
-			return err
-		case <-ctx.Done():
-			return ctx.Err()
 		}
+		taken = h.take(taken[:0], maxEvents, maxBytes)
+		if len(taken) == 0 {
+			// Idle: the note the last commits did not send goes when due.
+			var noteDue <-chan time.Time
+			if l.position.Load() != l.walNoted {
+				spacing.Reset(max(0, time.Until(l.walNotedAt.Add(walNoteInterval))))
+				noteDue = spacing.C
+			}
+			select {
+			case <-h.wake:
+				continue
+			case <-noteDue:
+				l.noteWAL(false)
+				continue
+			case err := <-readDone:
+				readDone <- err // for the deferred receive
+				return err
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		b := l.merge(taken)
+		clear(taken)
+		lastCommit = time.Now()
+		if err := l.write(sctx, b); err != nil {
+			return err
+		}
+		l.putBatch(b)
 	}
 }
 
@@ -326,13 +377,33 @@ func (l *Loader) commit(ctx context.Context, b *batch) error {
 		l.duplicate += uint64(res.duplicate)
 	}
 	l.mu.Unlock()
-	// The WAL's registry may lag PostgreSQL (a crash here loses only this
-	// note, and the next commit repeats it); it only tells the WAL which
-	// segments it may remove.
-	if err := l.src.CommitConsumer(ConsumerName, b.last); err != nil {
-		l.log.Warn("could not record loader position in the WAL", "position", b.last, "error", err)
-	}
+	l.noteWAL(false)
 	return nil
+}
+
+// walNoteInterval spaces the loader's notes to the WAL consumer registry.
+// Each note rewrites and fsyncs the registry file on the WAL's disk (where
+// ingest's fsyncs wait) under the registry lock the shipper's notes take
+// too; adaptive batching commits up to 1/MinCommitInterval times a second.
+// The registry only tells the WAL which segments it may remove, so being up
+// to this much behind PostgreSQL delays a removal, nothing else.
+const walNoteInterval = time.Second
+
+// noteWAL tells the WAL registry the committed position, at most every
+// walNoteInterval unless final (the loader stopping). PostgreSQL's offset is
+// authoritative; a crash loses only a note the next start repeats. Called
+// only from the goroutine that commits.
+func (l *Loader) noteWAL(final bool) {
+	pos := l.position.Load()
+	if !l.positionKnown.Load() || pos == l.walNoted || (!final && time.Since(l.walNotedAt) < walNoteInterval) {
+		return
+	}
+	l.walNotedAt = time.Now() // a failed note is retried after the interval too
+	if err := l.src.CommitConsumer(ConsumerName, pos); err != nil {
+		l.log.Warn("could not record loader position in the WAL", "position", pos, "error", err)
+		return
+	}
+	l.walNoted = pos
 }
 
 func (l *Loader) setPosition(p uint64) {

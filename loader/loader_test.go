@@ -238,6 +238,54 @@ func TestRetryOfCommittedBatchIsNoOp(t *testing.T) {
 	}
 }
 
+func TestLoaderSpacesCommitsOfPartialBatches(t *testing.T) {
+	cases := []struct {
+		name        string
+		interval    time.Duration
+		maxBatches  float64 // at most, over the trickle
+		moreThanMax bool    // without spacing the same trickle commits more often
+	}{
+		{"spaced by MinCommitInterval", 200 * time.Millisecond, 8, false},
+		{"unspaced, for contrast", time.Nanosecond, 8, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			db := newTestDB(t, false)
+			log := openWAL(t, t.TempDir())
+			opts := fastOptions("node-a")
+			opts.MinCommitInterval = c.interval
+			l := startLoader(t, db.pool, log, opts)
+			waitFor(t, 30*time.Second, "loader ready", func() bool { return l.DatabaseState() == "connected" })
+			before := testutil.ToFloat64(l.m.batches)
+			// A trickle of 1 s, one event every 5 ms: each would be its own
+			// commit if nothing spaced them.
+			var last uint64
+			for i := range 200 {
+				last = appendEvents(t, log, "node-a", i, 1, nil)
+				time.Sleep(5 * time.Millisecond)
+			}
+			waitFor(t, 30*time.Second, "loader to catch up", func() bool { return l.loadedTo(last) })
+			n := testutil.ToFloat64(l.m.batches) - before
+			if got := n > c.maxBatches; got != c.moreThanMax {
+				t.Fatalf("%v batches for a 1 s trickle with MinCommitInterval %v; want more than %v: %v", n, c.interval, c.maxBatches, c.moreThanMax)
+			}
+			db.checkExactlyOnce(t, "node-a", last, 0)
+		})
+	}
+}
+
+func TestLoaderDoesNotSpaceFullBatches(t *testing.T) {
+	db := newTestDB(t, false)
+	log := openWAL(t, t.TempDir())
+	opts := fastOptions("node-a")
+	opts.BatchEvents, opts.MaxBatchesPerCommit = 100, 1
+	opts.MinCommitInterval = time.Hour // a backlog must not wait for it
+	last := appendEvents(t, log, "node-a", 0, 1000, nil)
+	l := startLoader(t, db.pool, log, opts)
+	waitFor(t, 30*time.Second, "backlog of ten full batches loaded", func() bool { return l.loadedTo(last) })
+	db.checkExactlyOnce(t, "node-a", last, 0)
+}
+
 // TestLoaderSurvivesKilledConnections kills the loader's connections in a
 // loop (mid-COPY, mid-commit) during sustained appends.
 func TestLoaderSurvivesKilledConnections(t *testing.T) {
@@ -266,6 +314,9 @@ func TestLoaderSurvivesKilledConnections(t *testing.T) {
 	if killed.Load() == 0 {
 		t.Fatal("no connection was killed; the test proved nothing")
 	}
+	// Connections killed while idle in the pool fail their next use; the
+	// loader retries that, the checks below would not.
+	db.pool.Reset()
 	waitFor(t, 30*time.Second, "loader to catch up", func() bool { return l.loadedTo(last) })
 	db.checkExactlyOnce(t, "node-a", last, 0)
 	if testutil.ToFloat64(l.m.retries) == 0 {

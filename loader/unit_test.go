@@ -201,6 +201,8 @@ type fakeSource struct {
 	mu      sync.Mutex
 	recs    [][]byte
 	changed chan struct{}
+	noted   []uint64 // CommitConsumer positions
+	noteErr error    // CommitConsumer's answer
 }
 
 func newFakeSource() *fakeSource { return &fakeSource{changed: make(chan struct{})} }
@@ -250,8 +252,14 @@ func (f *fakeSource) LastIndex() uint64 {
 func (f *fakeSource) RegisterConsumer(name string) (wal.ConsumerState, error) {
 	return wal.ConsumerState{Name: name}, nil
 }
-func (f *fakeSource) CommitConsumer(string, uint64) error { return nil }
-func (f *fakeSource) ReportConsumerError(string, error)   {}
+func (f *fakeSource) CommitConsumer(_ string, pos uint64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.noted = append(f.noted, pos)
+	return f.noteErr
+}
+
+func (f *fakeSource) ReportConsumerError(string, error) {}
 
 // appendN appends testEvent records from..from+n-1.
 func (f *fakeSource) appendN(from, n int) {
@@ -263,48 +271,128 @@ func (f *fakeSource) appendN(from, n int) {
 	f.append(recs...)
 }
 
-func TestBatchesFlushAtSizeOrInterval(t *testing.T) {
-	src := newFakeSource()
-	l := &Loader{src: src, opts: Options{NodeID: "n", BatchEvents: 100, FlushInterval: 50 * time.Millisecond}, free: make(chan *batch, 1)}
+// startReader runs readBatches of src from index 1 into a handoff; the test
+// plays the writer.
+func startReader(t *testing.T, src *fakeSource, opts Options) (*Loader, *handoff) {
+	t.Helper()
+	l := &Loader{src: src, opts: opts, free: make(chan *batch, 1)}
 	l.opts.defaults()
+	h := newHandoff(l.opts.MaxBatchesPerCommit - 1)
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	out := make(chan *batch)
 	done := make(chan error, 1)
-	go func() { done <- l.readBatches(ctx, 1, out) }()
+	go func() { done <- l.readBatches(ctx, 1, h) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("reader ended with %v", err)
+		}
+	})
+	return l, h
+}
 
-	src.appendN(0, 250) // a backlog: two full batches at once, then 50 after the interval
-	start := time.Now()
-	for i, want := range []struct {
-		first, last uint64
-	}{{1, 100}, {101, 200}, {201, 250}} {
-		b := <-out
+// takeOne waits (at most 5 s) for the reader to publish and takes the oldest
+// batch alone.
+func takeOne(t *testing.T, h *handoff) *batch {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	for {
+		if got := h.take(nil, 1, 1); len(got) > 0 {
+			return got[0]
+		}
+		select {
+		case <-h.wake:
+		case <-deadline:
+			t.Fatal("no batch published within 5s")
+		}
+	}
+}
+
+// eventually polls cond for up to 5 s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within 5s: %s", what)
+		}
+	}
+}
+
+func readyCount(h *handoff) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.ready)
+}
+
+func TestReaderPublishesPartialBatchOnceCaughtUpWithoutWaitingForInterval(t *testing.T) {
+	src := newFakeSource()
+	// An interval no test waits out: only "caught up" can publish the rest.
+	_, h := startReader(t, src, Options{NodeID: "n", BatchEvents: 100, FlushInterval: time.Hour})
+	src.appendN(0, 250) // a backlog: two full batches, then 50 the WAL has no successor for
+	for i, want := range []struct{ first, last uint64 }{{1, 100}, {101, 200}, {201, 250}} {
+		b := takeOne(t, h)
 		if b.first != want.first || b.last != want.last || len(b.rows) != int(want.last-want.first+1) {
 			t.Fatalf("batch %d = %d-%d (%d rows), want %d-%d", i, b.first, b.last, len(b.rows), want.first, want.last)
 		}
 	}
-	if time.Since(start) < 50*time.Millisecond {
-		t.Error("partial batch flushed before LOADER_FLUSH_INTERVAL")
-	}
-	// A trickle: records arriving within the interval join one batch.
-	go func() {
-		for i := range 5 {
-			src.appendN(250+i, 1)
-			time.Sleep(5 * time.Millisecond)
-		}
-	}()
-	if b := <-out; b.first != 251 || b.last != 255 {
-		t.Fatalf("trickle batch %d-%d, want 251-255", b.first, b.last)
-	}
 	// Undecodable records are part of the batch, as rejections.
 	src.append([]byte("junk"))
-	if b := <-out; b.first != 256 || b.last != 256 || len(b.rejects) != 1 || b.rejects[0].stage != stageDecode {
+	if b := takeOne(t, h); b.first != 251 || b.last != 251 || len(b.rejects) != 1 || b.rejects[0].stage != stageDecode {
 		t.Fatalf("junk batch %+v", b)
 	}
-	cancel()
-	if err := <-done; !errors.Is(err, context.Canceled) {
-		t.Fatalf("reader ended with %v", err)
+}
+
+func TestReaderGathersRecordsIntoOneBatchWhileWriterIsBusy(t *testing.T) {
+	src := newFakeSource()
+	_, h := startReader(t, src, Options{NodeID: "n", BatchEvents: 100, FlushInterval: time.Hour})
+	// Nobody takes: the writer is busy. A trickle joins the batch the
+	// reader published and took back, rather than making five.
+	for i := range 5 {
+		src.appendN(i, 1)
+		eventually(t, fmt.Sprintf("record %d published", i+1), func() bool {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			return len(h.ready) > 0 && h.ready[len(h.ready)-1].last == uint64(i+1)
+		})
 	}
+	got := h.take(nil, 1000, 1<<30)
+	if len(got) != 1 || got[0].first != 1 || got[0].last != 5 || len(got[0].rows) != 5 {
+		t.Fatalf("took %d batches, first %+v; want one batch 1-5", len(got), got[0])
+	}
+}
+
+func TestReaderStartsNewBatchAfterFlushInterval(t *testing.T) {
+	src := newFakeSource()
+	_, h := startReader(t, src, Options{NodeID: "n", BatchEvents: 100, FlushInterval: 20 * time.Millisecond})
+	src.appendN(0, 1)
+	eventually(t, "first record published", func() bool { return readyCount(h) == 1 })
+	time.Sleep(40 * time.Millisecond)
+	src.appendN(1, 1)
+	eventually(t, "second batch published", func() bool { return readyCount(h) == 2 })
+	got := h.take(nil, 1000, 1<<30)
+	if len(got) != 2 || got[0].last != 1 || got[1].first != 2 {
+		t.Fatalf("took %d batches; want 1-1 and 2-2", len(got))
+	}
+}
+
+func TestReaderStopsAtMaxReadyFullBatchesUntilWriterTakes(t *testing.T) {
+	src := newFakeSource()
+	// Room for two full batches waiting (MaxBatchesPerCommit-1).
+	_, h := startReader(t, src, Options{NodeID: "n", BatchEvents: 10, MaxBatchesPerCommit: 3, FlushInterval: time.Hour})
+	src.appendN(0, 100)
+	eventually(t, "two full batches published", func() bool { return readyCount(h) == 2 })
+	time.Sleep(20 * time.Millisecond)
+	if n := readyCount(h); n != 2 {
+		t.Fatalf("%d batches waiting, want the reader held at 2", n)
+	}
+	got := h.take(nil, 20, 1<<30) // two full batches fit in one take
+	if len(got) != 2 || got[0].first != 1 || got[1].last != 20 {
+		t.Fatalf("took %d batches; want 1-10 and 11-20", len(got))
+	}
+	eventually(t, "reader resumed after the take", func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return len(h.ready) == 2 && h.ready[0].first == 21 && h.ready[1].last == 40
+	})
 }
 
 func TestBatchTuplesFrameSubranges(t *testing.T) {
@@ -333,7 +421,22 @@ func TestBatchTuplesFrameSubranges(t *testing.T) {
 	}
 }
 
-func TestMergeWaitingCoalescesReadyBatches(t *testing.T) {
+func TestReaderHoldsAtMaxReadyWhenIntervalClosesPartialBatches(t *testing.T) {
+	src := newFakeSource()
+	// The writer is stuck (a database outage with traffic going on): every
+	// FlushInterval closes a partial batch, and none may pile up past the
+	// limit; the records wait in the WAL.
+	_, h := startReader(t, src, Options{NodeID: "n", BatchEvents: 100, MaxBatchesPerCommit: 3, FlushInterval: 5 * time.Millisecond})
+	for i := range 20 {
+		src.appendN(i, 1)
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := readyCount(h); n != 2 {
+		t.Fatalf("%d batches waiting after 20 intervals with a stuck writer, want the limit of 2", n)
+	}
+}
+
+func TestTakeAndMergeCoalesceReadyBatches(t *testing.T) {
 	src := newFakeSource()
 	src.appendN(0, 10)
 	src.append([]byte("junk"))
@@ -350,17 +453,17 @@ func TestMergeWaitingCoalescesReadyBatches(t *testing.T) {
 		}
 		return b
 	}
-	waiting := make(chan *batch, 4)
-	waiting <- mk(6, 10)
-	waiting <- mk(11, 15)
-	waiting <- mk(16, 20)
-	got := l.mergeWaiting(mk(1, 5), waiting)
+	h := newHandoff(10)
+	for _, r := range [][2]uint64{{1, 5}, {6, 10}, {11, 15}, {16, 20}} {
+		h.publish(mk(r[0], r[1]))
+	}
+	got := l.merge(h.take(nil, 15, 1<<30))
 	if got.first != 1 || got.last != 15 || len(got.rows) != 14 || len(got.rejects) != 1 || got.rejects[0].index != 11 {
 		t.Fatalf("merged %d-%d, %d rows, %d rejects; want 1-15 (3 batches), 14 rows, index 11 rejected",
 			got.first, got.last, len(got.rows), len(got.rejects))
 	}
-	if len(waiting) != 1 {
-		t.Fatalf("%d batches left waiting, want 1", len(waiting))
+	if n := readyCount(h); n != 1 {
+		t.Fatalf("%d batches left waiting, want 1", n)
 	}
 	whole := mk(1, 15)
 	var a, b bytes.Buffer
@@ -377,9 +480,48 @@ func TestMergeWaitingCoalescesReadyBatches(t *testing.T) {
 	if !got.firstReceivedAt.Equal(whole.firstReceivedAt) || !got.lastReceivedAt.Equal(whole.lastReceivedAt) || len(got.days) != len(whole.days) {
 		t.Fatal("merged batch times or days differ")
 	}
-	// Nothing waiting: the batch goes alone.
-	lone := l.mergeWaiting(mk(1, 5), make(chan *batch))
-	if lone.last != 5 {
-		t.Fatalf("lone batch grew to %d", lone.last)
+	// A batch larger than the limit still goes, alone.
+	h.publish(mk(1, 5))
+	if lone := h.take(nil, 1, 1); len(lone) != 1 {
+		t.Fatalf("took %d batches with limits below one batch, want 1", len(lone))
+	}
+}
+
+func TestNoteWALAtMostOncePerIntervalThenFinal(t *testing.T) {
+	src := newFakeSource()
+	l := &Loader{src: src, opts: Options{NodeID: "n"}}
+	l.opts.defaults()
+	l.log = l.opts.Logger
+	for pos := uint64(1); pos <= 50; pos++ { // fifty commits in quick succession
+		l.setPosition(pos)
+		l.noteWAL(false)
+	}
+	l.noteWAL(true) // the loader stopping
+	l.noteWAL(true) // nothing new: no rewrite
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	if len(src.noted) != 2 || src.noted[0] != 1 || src.noted[1] != 50 {
+		t.Fatalf("registry told %v; want [1 50]: the first commit, then the final position once", src.noted)
+	}
+}
+
+func TestNoteWALFailureIsRetriedAfterTheIntervalNotAtOnce(t *testing.T) {
+	src := newFakeSource()
+	src.noteErr = errors.New("disk full")
+	l := &Loader{src: src, opts: Options{NodeID: "n"}}
+	l.opts.defaults()
+	l.log = l.opts.Logger
+	l.setPosition(7)
+	for range 10 { // the idle writer asking again and again
+		l.noteWAL(false)
+	}
+	src.mu.Lock()
+	tries := len(src.noted)
+	src.mu.Unlock()
+	if tries != 1 {
+		t.Fatalf("%d notes tried within the interval after a failure, want 1", tries)
+	}
+	if l.walNoted == 7 {
+		t.Fatal("a failed note counted as sent")
 	}
 }
