@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // clockTicks is USER_HZ, the unit of utime/stime in /proc/<pid>/stat. It is
@@ -83,4 +84,48 @@ func parseStatCPU(stat []byte) (float64, error) {
 		return 0, fmt.Errorf("parse /proc stat: utime %q stime %q", f[11], f[12])
 	}
 	return float64(u+s) / clockTicks, nil
+}
+
+// MachineCPU is the CPU time of the whole machine from /proc/stat, summed
+// over all CPUs: what every process (load generator, collector, PostgreSQL,
+// S3 server, neighbours) used.
+type MachineCPU struct {
+	BusySeconds  float64
+	TotalSeconds float64
+}
+
+// ReadMachineCPU reads the first line of /proc/stat.
+func ReadMachineCPU() (MachineCPU, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return MachineCPU{}, fmt.Errorf("read /proc/stat: %w", err)
+	}
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) < 6 || f[0] != "cpu" {
+		return MachineCPU{}, fmt.Errorf("parse /proc/stat: %q", line)
+	}
+	var m MachineCPU
+	// user nice system idle iowait irq softirq steal (guest time is already
+	// counted in user).
+	for i, s := range f[1:min(len(f), 9)] {
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return MachineCPU{}, fmt.Errorf("parse /proc/stat field %d: %w", i+1, err)
+		}
+		sec := float64(v) / clockTicks
+		m.TotalSeconds += sec
+		if i != 3 && i != 4 { // idle, iowait
+			m.BusySeconds += sec
+		}
+	}
+	return m, nil
+}
+
+// busyCores is the machine's CPU use between two readings, in cores.
+func busyCores(from, to MachineCPU, wall time.Duration) float64 {
+	if wall <= 0 {
+		return 0
+	}
+	return (to.BusySeconds - from.BusySeconds) / wall.Seconds()
 }
