@@ -21,6 +21,7 @@ import (
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/evothesis/collector/internal/pgtest"
 	"github.com/evothesis/collector/shipper/s3test"
 )
 
@@ -458,7 +459,7 @@ func (s *suite) scenarioHalfRate(ctx context.Context) error {
 // ---- helpers for the PostgreSQL scenarios ----
 
 func (s *suite) database(ctx context.Context) (string, func(), error) {
-	url, drop, err := ThrowawayDB(ctx, s.o.AdminPGURL, "collector_bench")
+	url, drop, err := pgtest.Create(ctx, s.o.AdminPGURL, "collector_bench")
 	if err != nil {
 		if os.Getenv("CI") == "" {
 			return "", nil, skipError{fmt.Sprintf("PostgreSQL unavailable: %v", err)}
@@ -1351,7 +1352,7 @@ func (s *suite) scenarioDrain(ctx context.Context) error {
 		return err
 	}
 	defer proxy.Close()
-	viaProxy, err := WithHost(dbURL, proxy.Addr)
+	viaProxy, err := pgtest.WithHost(dbURL, proxy.Addr)
 	if err != nil {
 		return err
 	}

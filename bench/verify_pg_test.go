@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/evothesis/collector/internal/pgtest"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -23,7 +24,7 @@ func testDB(t *testing.T) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	url, drop, err := ThrowawayDB(ctx, adminPGURL(), "collector_test_bench")
+	url, drop, err := pgtest.Create(ctx, adminPGURL(), "collector_test_bench")
 	if err != nil {
 		if os.Getenv("CI") != "" {
 			t.Fatalf("PostgreSQL required under CI: %v", err)

@@ -2,11 +2,8 @@ package loader
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net/url"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -16,12 +13,13 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/evothesis/collector/event"
+	"github.com/evothesis/collector/internal/pgtest"
 	"github.com/evothesis/collector/wal"
 )
 
-// adminURL is the test PostgreSQL (STANDARDS: 127.0.0.1:5432, trust, user
-// postgres). Each test creates its own database and drops it.
-const adminURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+// adminURL is the test PostgreSQL (DEVELOPERS.md: 127.0.0.1:5432, trust,
+// user postgres). Each test creates its own database and drops it.
+const adminURL = pgtest.AdminURL
 
 type testDB struct {
 	name string
@@ -35,33 +33,11 @@ func newTestDB(t testing.TB, bare bool) *testDB {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	admin, err := pgx.Connect(ctx, adminURL)
+	cfg, err := pgx.ParseConfig(pgtest.New(t, "collector_test"))
 	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("PostgreSQL at %s is required in CI: %v", adminURL, err)
-		}
-		t.Skipf("no PostgreSQL at %s: %v", adminURL, err)
+		t.Fatalf("parse test database URL: %v", err)
 	}
-	defer admin.Close(ctx)
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	name := "collector_test_" + hex.EncodeToString(b[:])
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("create database: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		c, err := pgx.Connect(ctx, adminURL)
-		if err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-			return
-		}
-		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-		}
-	})
+	name := cfg.Database
 	db := &testDB{name: name, url: dbURL(name, "127.0.0.1:5432")}
 	db.pool = db.newPool(t, db.url)
 	if !bare {

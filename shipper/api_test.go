@@ -4,11 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
-	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/evothesis/collector/internal/pgtest"
 
 	"github.com/evothesis/collector/event"
 	"github.com/evothesis/collector/shipper/export"
@@ -163,22 +163,7 @@ func TestManualRunBackfillsFromArchiveAndWAL(t *testing.T) {
 func testDatabase(t *testing.T) *pgxpool.Pool {
 	t.Helper()
 	ctx := context.Background()
-	admin, err := pgx.Connect(ctx, "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("PostgreSQL required in CI: %v", err)
-		}
-		t.Skipf("no PostgreSQL: %v", err)
-	}
-	name := fmt.Sprintf("collector_test_shipper_%d", rand.Uint32())
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_, _ = admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-		admin.Close(context.Background())
-	})
-	pool, err := pgxpool.New(ctx, "postgres://postgres@127.0.0.1:5432/"+name+"?sslmode=disable")
+	pool, err := pgxpool.New(ctx, pgtest.New(t, "collector_test_shipper"))
 	if err != nil {
 		t.Fatal(err)
 	}
