@@ -24,6 +24,7 @@ type Log interface {
 	FirstIndex() uint64
 	LastIndex() uint64
 	Read(from uint64, max, maxBytes int) ([]wal.Record, error)
+	ScanRange(ctx context.Context, from, to uint64, fn func(wal.Record) error) error
 	Wait(ctx context.Context, index uint64) error
 	Segments() []wal.Segment
 	RegisterConsumer(name string) (wal.ConsumerState, error)

@@ -19,6 +19,7 @@ import (
 // recordReader is the part of the WAL a unit export reads.
 type recordReader interface {
 	Read(from uint64, max, maxBytes int) ([]wal.Record, error)
+	ScanRange(ctx context.Context, from, to uint64, fn func(wal.Record) error) error
 }
 
 const (
@@ -68,48 +69,37 @@ func scanGroups(ctx context.Context, log recordReader, first, last uint64, filte
 	byKey := map[string]int{}
 	var groups []*group
 	of := make([]uint32, 0, last-first+1)
-	for from := first; from <= last; {
-		if err := ctx.Err(); err != nil {
-			return nil, nil, err
+	// Only the site and the receive time are kept, so the records are
+	// borrowed from the WAL's read buffer rather than copied.
+	err := log.ScanRange(ctx, first, last, func(r wal.Record) error {
+		site, recv, ok := p.peek(r.Data)
+		if !ok {
+			return fmt.Errorf("WAL record %d: %w: no site_id/received_at", r.Index, event.ErrBadRecord)
 		}
-		recs, err := log.Read(from, readBatchRecords, readBatchBytes)
-		if err != nil {
-			return nil, nil, fmt.Errorf("read WAL %d-%d: %w", from, last, err)
+		if !filter(site, recv) {
+			of = append(of, noGroup)
+			return nil
 		}
-		if len(recs) == 0 {
-			return nil, nil, fmt.Errorf("read WAL %d-%d: no records (log ends at an earlier index)", from, last)
+		hour := recv.UTC().Truncate(time.Hour)
+		gi, ok := lookupGroup(byKey, site, hour)
+		if !ok {
+			gi = len(groups)
+			byKey[site+"\x00"+strconv.FormatInt(hour.Unix(), 10)] = gi
+			groups = append(groups, &group{site: site, hour: hour, first: recv, last: recv})
 		}
-		for _, r := range recs {
-			if r.Index > last {
-				break
-			}
-			site, recv, ok := p.peek(r.Data)
-			if !ok {
-				return nil, nil, fmt.Errorf("WAL record %d: %w: no site_id/received_at", r.Index, event.ErrBadRecord)
-			}
-			if !filter(site, recv) {
-				of = append(of, noGroup)
-				from = r.Index + 1
-				continue
-			}
-			hour := recv.UTC().Truncate(time.Hour)
-			gi, ok := lookupGroup(byKey, site, hour)
-			if !ok {
-				gi = len(groups)
-				byKey[site+"\x00"+strconv.FormatInt(hour.Unix(), 10)] = gi
-				groups = append(groups, &group{site: site, hour: hour, first: recv, last: recv})
-			}
-			g := groups[gi]
-			g.count++
-			if recv.Before(g.first) {
-				g.first = recv
-			}
-			if recv.After(g.last) {
-				g.last = recv
-			}
-			of = append(of, uint32(gi))
-			from = r.Index + 1
+		g := groups[gi]
+		g.count++
+		if recv.Before(g.first) {
+			g.first = recv
 		}
+		if recv.After(g.last) {
+			g.last = recv
+		}
+		of = append(of, uint32(gi))
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("scan WAL %d-%d: %w", first, last, err)
 	}
 	return groups, of, nil
 }

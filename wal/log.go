@@ -728,6 +728,69 @@ func (l *Log) Read(from uint64, max, maxBytes int) ([]Record, error) {
 	return b.out, nil
 }
 
+// ScanRange calls fn for each record from index from through to, in order,
+// and stops at fn's first error. Unlike Read's, the Data that fn gets is only
+// valid during the call: records of sealed segments come straight from the
+// cursor's buffer, so a consumer that only looks at each record (the
+// shipper's first pass over a unit) copies and allocates nothing. to must
+// not be past LastIndex().
+func (l *Log) ScanRange(ctx context.Context, from, to uint64, fn func(Record) error) error {
+	if from < l.first.Load() {
+		return fmt.Errorf("%w: index %d is before the first index %d", ErrCompacted, from, l.first.Load())
+	}
+	if last := l.visible.Load(); to > last {
+		return fmt.Errorf("scan %d-%d: the last durable index is %d", from, to, last)
+	}
+	for i := from; i <= to; {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		seg, sealed := l.sealedSegmentOf(i)
+		if !sealed {
+			recs, err := l.Read(i, int(min(to-i+1, 4096)), 4<<20)
+			if err != nil {
+				return err
+			}
+			if len(recs) == 0 {
+				return fmt.Errorf("scan %d-%d: no record at %d", from, to, i)
+			}
+			for _, r := range recs {
+				if err := fn(r); err != nil {
+					return err
+				}
+			}
+			i = recs[len(recs)-1].Index + 1
+			continue
+		}
+		c, err := l.takeCursor(seg, i)
+		if err != nil {
+			if i < l.first.Load() {
+				return fmt.Errorf("%w: index %d was removed while reading", ErrCompacted, i)
+			}
+			return fmt.Errorf("read sealed segment %s: %w", seg.path, err)
+		}
+		end := min(seg.first+seg.count-1, to)
+		for c.index <= end {
+			payload, err := c.next()
+			if err != nil {
+				c.close()
+				if errors.Is(err, io.EOF) {
+					err = &CorruptionError{Segment: seg.path, Offset: c.off, Index: c.index,
+						Reason: fmt.Sprintf("sealed segment ends before index %d", seg.first+seg.count-1)}
+				}
+				return err
+			}
+			if err := fn(Record{Index: c.index - 1, Data: payload}); err != nil {
+				l.returnCursor(c)
+				return err
+			}
+		}
+		i = c.index
+		l.returnCursor(c)
+	}
+	return nil
+}
+
 // readBatch collects the records of one Read.
 type readBatch struct {
 	out           []Record

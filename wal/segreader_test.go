@@ -234,3 +234,41 @@ func appendBytes(path string, b []byte) error {
 	}
 	return f.Close()
 }
+
+func TestScanRangeVisitsEveryRecordOnceAcrossSegmentsAndTail(t *testing.T) {
+	l := openT(t, wal.Options{Dir: t.TempDir(), SegmentBytes: 4096})
+	defer l.Close()
+	appendBatches(t, l, 1500)
+	for _, r := range []struct{ from, to uint64 }{{1, 1500}, {1, 1}, {37, 900}, {1400, 1500}, {1500, 1500}} {
+		next := r.from
+		err := l.ScanRange(context.Background(), r.from, r.to, func(rec wal.Record) error {
+			if rec.Index != next || !bytes.Equal(rec.Data, payload(int(rec.Index-1))) {
+				t.Fatalf("scan %d-%d: got %d %q, want index %d", r.from, r.to, rec.Index, rec.Data, next)
+			}
+			next++
+			return nil
+		})
+		if err != nil || next != r.to+1 {
+			t.Fatalf("scan %d-%d: stopped before %d: %v", r.from, r.to, next, err)
+		}
+	}
+	if err := l.ScanRange(context.Background(), 1, 1501, func(wal.Record) error { return nil }); err == nil {
+		t.Fatal("a scan past the last durable index did not fail")
+	}
+	stop := errors.New("stop")
+	n := 0
+	if err := l.ScanRange(context.Background(), 1, 1500, func(wal.Record) error {
+		n++
+		if n == 10 {
+			return stop
+		}
+		return nil
+	}); !errors.Is(err, stop) || n != 10 {
+		t.Fatalf("fn's error: got %v after %d records", err, n)
+	}
+	// The cursor left behind by the stopped scan serves the next read.
+	recs, err := l.Read(11, 5, 0)
+	if err != nil || len(recs) != 5 || recs[0].Index != 11 || !bytes.Equal(recs[0].Data, payload(10)) {
+		t.Fatalf("read after a stopped scan: %v %v", recs, err)
+	}
+}
