@@ -552,48 +552,46 @@ func (j *unitJob) prepareRange(ctx context.Context, log recordReader, of []uint3
 			return false
 		}
 	}
-	for from := first; from <= last; {
-		if err := ctx.Err(); err != nil {
-			return err
+	// Prepare copies what it keeps (transcoded bytes, decoded strings), so
+	// the records are borrowed from the WAL's read buffer, not copied.
+	var prepErr error
+	err := log.ScanRange(ctx, first, last, func(r wal.Record) error {
+		gi := of[r.Index-first]
+		if gi == noGroup || len(byGroup[gi]) == 0 {
+			return nil
 		}
-		recs, err := log.Read(from, readBatchRecords, readBatchBytes)
-		if err != nil {
-			return fmt.Errorf("read WAL %d-%d: %w", from, last, err)
-		}
-		if len(recs) == 0 {
-			return fmt.Errorf("read WAL %d-%d: no records", from, last)
-		}
-		for _, r := range recs {
-			if r.Index > last {
-				break
-			}
-			from = r.Index + 1
-			gi := of[r.Index-first]
-			if gi == noGroup || len(byGroup[gi]) == 0 {
-				continue
-			}
-			if b == nil {
-				select {
-				case b = <-free:
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-				if b.evs == nil {
-					b.evs = make([]event.Event, rowBatchSize)
-				}
-				b.recs, b.objs, b.groups = b.recs[:0], b.objs[:0], b.groups[:0]
-			}
-			k := len(b.recs)
-			var p export.Prepared
-			if b.objs, p, err = prep.Prepare(b.objs, r.Index, r.Data, need.objects, need.events, &b.evs[k]); err != nil {
-				return err
-			}
-			b.recs = append(b.recs, p)
-			b.groups = append(b.groups, gi)
-			if len(b.recs) == rowBatchSize && !send() {
+		if b == nil {
+			select {
+			case b = <-free:
+			case <-ctx.Done():
 				return ctx.Err()
 			}
+			if b.evs == nil {
+				b.evs = make([]event.Event, rowBatchSize)
+			}
+			b.recs, b.objs, b.groups = b.recs[:0], b.objs[:0], b.groups[:0]
 		}
+		k := len(b.recs)
+		var p export.Prepared
+		var err error
+		if b.objs, p, err = prep.Prepare(b.objs, r.Index, r.Data, need.objects, need.events, &b.evs[k]); err != nil {
+			prepErr = err
+			return err
+		}
+		b.recs = append(b.recs, p)
+		b.groups = append(b.groups, gi)
+		if len(b.recs) == rowBatchSize && !send() {
+			return ctx.Err()
+		}
+		return nil
+	})
+	switch {
+	case prepErr != nil:
+		return prepErr
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case err != nil:
+		return fmt.Errorf("read WAL %d-%d: %w", first, last, err)
 	}
 	if !send() {
 		return ctx.Err()
