@@ -62,7 +62,7 @@ type Options struct {
 	PartitionsAhead int  // daily partitions created ahead of today: 3
 
 	MinBackoff          time.Duration // first retry after a failure: 100ms
-	MaxBackoff          time.Duration // cap of the exponential backoff: 10s
+	MaxBackoff          time.Duration // cap of the exponential backoff: 2s (a returning database is noticed within about a second; one connection attempt every 2s costs it nothing)
 	AttemptTimeout      time.Duration // one batch attempt at most: 2m
 	MaintenanceInterval time.Duration // partitions ahead and retention: 1h
 	PingInterval        time.Duration // database liveness while idle, for DatabaseState: 5s
@@ -100,7 +100,7 @@ func (o *Options) defaults() {
 	setDefault(&o.FlushInterval, 200*time.Millisecond)
 	setDefault(&o.MinCommitInterval, 20*time.Millisecond)
 	setDefault(&o.MinBackoff, 100*time.Millisecond)
-	setDefault(&o.MaxBackoff, 10*time.Second)
+	setDefault(&o.MaxBackoff, 2*time.Second)
 	setDefault(&o.AttemptTimeout, 2*time.Minute)
 	setDefault(&o.MaintenanceInterval, time.Hour)
 	setDefault(&o.PingInterval, 5*time.Second)
