@@ -238,8 +238,8 @@ func (c *Config) bindAll(b *binder) {
 	b.secret(&c.DatabaseURL, "DATABASE_URL", "PostgreSQL URL; empty runs without the loader (database: not configured)")
 	bind(b, &c.DBPoolSize, "DB_POOL_SIZE", "10", "connections kept open to PostgreSQL (seed: pool_size)", parseInt)
 	bind(b, &c.DBMaxOverflow, "DB_MAX_OVERFLOW", "20", "extra connections allowed above DB_POOL_SIZE (seed: max_overflow)", parseInt)
-	bind(b, &c.LoaderBatchEvents, "LOADER_BATCH_EVENTS", "5000", "flush a COPY batch at this many events", parseInt)
-	bind(b, &c.LoaderFlushInterval, "LOADER_FLUSH_INTERVAL", "200ms", "flush a COPY batch at least this often", time.ParseDuration)
+	bind(b, &c.LoaderBatchEvents, "LOADER_BATCH_EVENTS", "5000", "largest COPY batch (a batch is committed as soon as the previous commit is done; this caps it)", parseInt)
+	bind(b, &c.LoaderFlushInterval, "LOADER_FLUSH_INTERVAL", "200ms", "longest a batch gathers before it is committed (sooner whenever the database is free)", time.ParseDuration)
 	bind(b, &c.EventsRetentionDays, "EVENTS_RETENTION_DAYS", "0", "drop daily partitions older than this; 0 keeps everything", parseInt)
 
 	b.str(&c.ExportDir, "EXPORT_DIR", "./data/exports", "local export destination used when no S3 bucket is configured")
