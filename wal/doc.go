@@ -58,7 +58,9 @@
 // fsync'd file replaced by rename), so a destination may use it as its
 // authoritative position; the loader keeps its own position in PostgreSQL
 // and reports it here as a lower bound. Readers use Read (non-blocking, in
-// batches) and Wait (blocks until an index is durable, without polling);
+// batches, records the caller may keep), ScanRange (a range through a
+// callback, records lent for the call only: nothing copied) and Wait (blocks
+// until an index is durable, without polling);
 // Segments exposes segment boundaries because exports are segment-derived.
 //
 // Read serves sealed segments itself, streaming each file through a 256 KiB
