@@ -151,22 +151,11 @@ func (d *RecordDecoder) escaped(data []byte, start, j int) (string, int, bool) {
 		if j >= len(data) {
 			return "", 0, false
 		}
-		switch data[j] {
-		case '"', '\\', '/':
-			d.buf = append(d.buf, data[j])
-		case 'n':
-			d.buf = append(d.buf, '\n')
-		case 'r':
-			d.buf = append(d.buf, '\r')
-		case 't':
-			d.buf = append(d.buf, '\t')
-		case 'b':
-			d.buf = append(d.buf, '\b')
-		case 'f':
-			d.buf = append(d.buf, '\f')
-		default:
+		u, ok := simpleEscape(data[j])
+		if !ok {
 			return "", 0, false // \u: leave it to the full decoder
 		}
+		d.buf = append(d.buf, u)
 	}
 	return "", 0, false
 }
@@ -200,4 +189,26 @@ func ParseRecordTime(b []byte) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return time.Date(f[0], time.Month(f[1]), f[2], f[3], f[4], f[5], f[6]*1000, time.UTC), true
+}
+
+// simpleEscape is the byte a one-character JSON escape (the character after
+// the backslash) stands for; false for \u, which the fast paths leave to
+// event.Decoder. RecordDecoder and the transcoder share it so that they
+// agree byte for byte.
+func simpleEscape(c byte) (byte, bool) {
+	switch c {
+	case '"', '\\', '/':
+		return c, true
+	case 'n':
+		return '\n', true
+	case 'r':
+		return '\r', true
+	case 't':
+		return '\t', true
+	case 'b':
+		return '\b', true
+	case 'f':
+		return '\f', true
+	}
+	return 0, false
 }

@@ -256,22 +256,11 @@ func (t *transcoder) appendToken(dst, data []byte, tok token) ([]byte, bool) {
 			continue
 		}
 		j++
-		switch data[j] {
-		case '"', '\\', '/':
-			t.scratch = append(t.scratch, data[j])
-		case 'n':
-			t.scratch = append(t.scratch, '\n')
-		case 'r':
-			t.scratch = append(t.scratch, '\r')
-		case 't':
-			t.scratch = append(t.scratch, '\t')
-		case 'b':
-			t.scratch = append(t.scratch, '\b')
-		case 'f':
-			t.scratch = append(t.scratch, '\f')
-		default:
+		u, ok := simpleEscape(data[j])
+		if !ok {
 			return dst, false // \u: RecordDecoder leaves it to event.Decoder
 		}
+		t.scratch = append(t.scratch, u)
 	}
 	return appendJSONString(dst, string(t.scratch)), true
 }
