@@ -97,7 +97,7 @@ value:
 		goto afterValue
 	case c == '-' || c >= '0' && c <= '9':
 		var ok bool
-		if i, ok = rawNumber(raw, i); !ok {
+		if i, ok = ScanJSONNumber(raw, i); !ok {
 			return false
 		}
 		goto afterValue
@@ -145,9 +145,10 @@ func hasLiteral(raw []byte, i int, lit string) bool {
 	return len(raw)-i >= len(lit) && string(raw[i:i+len(lit)]) == lit
 }
 
-// rawNumber returns the end of -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-// starting at raw[i].
-func rawNumber(raw []byte, i int) (int, bool) {
+// ScanJSONNumber returns the end of the JSON number
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? starting at raw[i], and
+// false when raw[i:] does not start with one.
+func ScanJSONNumber(raw []byte, i int) (int, bool) {
 	n := len(raw)
 	if raw[i] == '-' {
 		i++

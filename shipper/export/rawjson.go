@@ -251,55 +251,11 @@ func appendLiteral(dst, src []byte, i int, lit string) ([]byte, int, bool) {
 
 // appendNumber copies the number at src[i].
 func appendNumber(dst, src []byte, i int) ([]byte, int, bool) {
-	end, ok := scanNumber(src, i)
+	end, ok := event.ScanJSONNumber(src, i)
 	if !ok {
 		return dst, i, false
 	}
 	return append(dst, src[i:end]...), end, true
-}
-
-// scanNumber returns the end of -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-// starting at src[i].
-func scanNumber(src []byte, i int) (int, bool) {
-	n := len(src)
-	if src[i] == '-' {
-		i++
-	}
-	if i < n && src[i] == '0' {
-		i++
-	} else {
-		j := skipDigits(src, i)
-		if j == i {
-			return i, false
-		}
-		i = j
-	}
-	if i < n && src[i] == '.' {
-		j := skipDigits(src, i+1)
-		if j == i+1 {
-			return i, false
-		}
-		i = j
-	}
-	if i < n && (src[i] == 'e' || src[i] == 'E') {
-		i++
-		if i < n && (src[i] == '+' || src[i] == '-') {
-			i++
-		}
-		j := skipDigits(src, i)
-		if j == i {
-			return i, false
-		}
-		i = j
-	}
-	return i, true
-}
-
-func skipDigits(src []byte, i int) int {
-	for i < len(src) && src[i] >= '0' && src[i] <= '9' {
-		i++
-	}
-	return i
 }
 
 const hexDigits = "0123456789abcdef"
