@@ -114,17 +114,7 @@ func BenchmarkServeInmemory(b *testing.B) {
 		ctx.SetBody(success)
 	}
 	b.Run("noop", func(b *testing.B) { serveParallel(b, noop) })
-	b.Run("collector/no-wal", func(b *testing.B) {
-		h, err := New(noopAppender{}, Options{NodeID: "bench"})
-		if err != nil {
-			b.Fatal(err)
-		}
-		srv, err := httpapi.New(httpapi.Options{}, h.Routes())
-		if err != nil {
-			b.Fatal(err)
-		}
-		serveParallel(b, srv.Handler())
-	})
+	b.Run("collector/no-wal", func(b *testing.B) { serveParallel(b, collectorHandler(b, noopAppender{})) })
 	for _, mode := range []wal.SyncMode{wal.SyncNever, wal.SyncInterval, wal.SyncAlways} {
 		b.Run("collector/wal="+string(mode), func(b *testing.B) {
 			l, err := wal.Open(context.Background(), wal.Options{Dir: b.TempDir(), Sync: mode})
@@ -132,17 +122,22 @@ func BenchmarkServeInmemory(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer l.Close()
-			h, err := New(l, Options{NodeID: "bench"})
-			if err != nil {
-				b.Fatal(err)
-			}
-			srv, err := httpapi.New(httpapi.Options{}, h.Routes())
-			if err != nil {
-				b.Fatal(err)
-			}
-			serveParallel(b, srv.Handler())
+			serveParallel(b, collectorHandler(b, l))
 		})
 	}
+}
+
+// collectorHandler is the collector's whole request handler over app.
+func collectorHandler(b *testing.B, app Appender) fasthttp.RequestHandler {
+	h, err := New(app, Options{NodeID: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv, err := httpapi.New(httpapi.Options{}, h.Routes())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return srv.Handler()
 }
 
 func serveParallel(b *testing.B, handler fasthttp.RequestHandler) {
