@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -37,6 +38,29 @@ func syntaxErr(offset int, msg string) error { return &jsonSyntaxError{offset: o
 // Numbers are kept exactly as sent. It runs in one pass without recursion
 // and allocates nothing unless dst must grow or src is malformed.
 func canonicalJSON(dst, src []byte) ([]byte, error) {
+	dst, _, err := canonicalJSONSpans(dst, nil, src, false)
+	return dst, err
+}
+
+// valueSpan is where a value near the top of canonicalJSON's output sits:
+// level 1 is a member or element of the top-level value, level 2 one inside
+// those, and so on up to maxSpanLevel. key is the member's key literal,
+// quotes included, when the enclosing value is an object (else zero).
+type valueSpan struct {
+	level uint8
+	key   span
+	val   span
+}
+
+// maxSpanLevel is as deep as an event's members sit: {"events": [{...}]}.
+const maxSpanLevel = 3
+
+// canonicalJSONSpans is canonicalJSON that also appends to spans, in order,
+// the place of every value of level 1 to maxSpanLevel, so that finding a
+// batch's events and each event's members needs no second walk.
+func canonicalJSONSpans(dst []byte, spans []valueSpan, src []byte, record bool) ([]byte, []valueSpan, error) {
+	var open [maxSpanLevel + 1]int // spans index of the open container at each level
+	var key span                   // the key of the member whose value comes next
 	const (
 		wantValue = iota
 		wantValueOrClose
@@ -63,16 +87,27 @@ func canonicalJSON(dst, src []byte) ([]byte, error) {
 			if c == ']' {
 				depth--
 				dst = append(dst, ']')
+				if record && depth >= 1 && depth <= maxSpanLevel {
+					spans[open[depth]].val.end = len(dst)
+				}
 				i++
 				state = wantCommaOrClose
 				continue
 			}
 			fallthrough
 		case wantValue:
+			recorded := record && depth >= 1 && depth <= maxSpanLevel
+			if recorded {
+				spans = append(spans, valueSpan{level: uint8(depth), key: key, val: span{start: len(dst)}})
+				key = span{}
+			}
 			switch {
 			case c == '{' || c == '[':
 				if depth == maxJSONDepth {
-					return dst, syntaxErr(i, fmt.Sprintf("nested deeper than %d levels", maxJSONDepth))
+					return dst, spans, syntaxErr(i, fmt.Sprintf("nested deeper than %d levels", maxJSONDepth))
+				}
+				if recorded {
+					open[depth] = len(spans) - 1
 				}
 				stack[depth] = c
 				depth++
@@ -86,35 +121,41 @@ func canonicalJSON(dst, src []byte) ([]byte, error) {
 				continue
 			case c == '"':
 				if dst, i, err = appendCanonicalString(dst, src, i); err != nil {
-					return dst, err
+					return dst, spans, err
 				}
 			case c == 't':
 				if dst, i, err = appendLiteral(dst, src, i, "true"); err != nil {
-					return dst, err
+					return dst, spans, err
 				}
 			case c == 'f':
 				if dst, i, err = appendLiteral(dst, src, i, "false"); err != nil {
-					return dst, err
+					return dst, spans, err
 				}
 			case c == 'n':
 				if dst, i, err = appendLiteral(dst, src, i, "null"); err != nil {
-					return dst, err
+					return dst, spans, err
 				}
 			case c == '-' || ('0' <= c && c <= '9'):
 				end, err := scanNumber(src, i)
 				if err != nil {
-					return dst, err
+					return dst, spans, err
 				}
 				dst = append(dst, src[i:end]...)
 				i = end
 			default:
-				return dst, syntaxErr(i, fmt.Sprintf("unexpected %q where a value was expected", rune(c)))
+				return dst, spans, syntaxErr(i, fmt.Sprintf("unexpected %q where a value was expected", rune(c)))
+			}
+			if recorded {
+				spans[len(spans)-1].val.end = len(dst)
 			}
 			state = wantCommaOrClose
 		case wantKeyOrClose:
 			if c == '}' {
 				depth--
 				dst = append(dst, '}')
+				if record && depth >= 1 && depth <= maxSpanLevel {
+					spans[open[depth]].val.end = len(dst)
+				}
 				i++
 				state = wantCommaOrClose
 				continue
@@ -122,22 +163,26 @@ func canonicalJSON(dst, src []byte) ([]byte, error) {
 			fallthrough
 		case wantKey:
 			if c != '"' {
-				return dst, syntaxErr(i, "expected a string object key")
+				return dst, spans, syntaxErr(i, "expected a string object key")
 			}
+			keyStart := len(dst)
 			if dst, i, err = appendCanonicalString(dst, src, i); err != nil {
-				return dst, err
+				return dst, spans, err
+			}
+			if record && depth <= maxSpanLevel {
+				key = span{keyStart, len(dst)}
 			}
 			state = wantColon
 		case wantColon:
 			if c != ':' {
-				return dst, syntaxErr(i, "expected ':' after an object key")
+				return dst, spans, syntaxErr(i, "expected ':' after an object key")
 			}
 			dst = append(dst, ':')
 			i++
 			state = wantValue
 		case wantCommaOrClose:
 			if depth == 0 {
-				return dst, syntaxErr(i, "unexpected data after the JSON value")
+				return dst, spans, syntaxErr(i, "unexpected data after the JSON value")
 			}
 			top := stack[depth-1]
 			switch {
@@ -152,19 +197,22 @@ func canonicalJSON(dst, src []byte) ([]byte, error) {
 			case (c == '}' && top == '{') || (c == ']' && top == '['):
 				depth--
 				dst = append(dst, c)
+				if record && depth >= 1 && depth <= maxSpanLevel {
+					spans[open[depth]].val.end = len(dst)
+				}
 				i++
 			default:
-				return dst, syntaxErr(i, "expected ',' or a closing bracket")
+				return dst, spans, syntaxErr(i, "expected ',' or a closing bracket")
 			}
 		}
 	}
 	if state != wantCommaOrClose || depth != 0 {
 		if len(src) == 0 || (state == wantValue && depth == 0) {
-			return dst, syntaxErr(len(src), "empty body")
+			return dst, spans, syntaxErr(len(src), "empty body")
 		}
-		return dst, syntaxErr(len(src), "unexpected end of JSON")
+		return dst, spans, syntaxErr(len(src), "unexpected end of JSON")
 	}
-	return dst, nil
+	return dst, spans, nil
 }
 
 func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
@@ -226,11 +274,18 @@ func appendCanonicalString(dst, src []byte, i int) ([]byte, int, error) {
 	i++
 	start := i
 	for i < len(src) {
-		c := src[i]
-		if c >= 0x20 && c < utf8.RuneSelf && c != '"' && c != '\\' {
-			i++ // the common case, tested first
-			continue
+		// The common case first: runs of bytes copied unchanged, eight at a
+		// time, then one by one up to the byte that needs a look.
+		for i+8 <= len(src) && plainASCII8(binary.LittleEndian.Uint64(src[i:])) {
+			i += 8
 		}
+		for i < len(src) && plainASCII(src[i]) {
+			i++
+		}
+		if i >= len(src) {
+			break
+		}
+		c := src[i]
 		switch {
 		case c == '"':
 			dst = append(dst, src[start:i]...)
@@ -390,8 +445,7 @@ func appendCanonicalText(dst, s []byte) []byte {
 // skipString returns the index after the string starting at b[i].
 func skipString(b []byte, i int) int {
 	// Jump from quote to quote (IndexByte is vectorized): a quote ends the
-	// string unless an odd run of backslashes precedes it. This walk is a
-	// sixth of a batch's parse time byte by byte.
+	// string unless an odd run of backslashes precedes it.
 	for i++; i < len(b); {
 		j := bytes.IndexByte(b[i:], '"')
 		if j < 0 {
@@ -409,6 +463,25 @@ func skipString(b []byte, i int) int {
 	}
 	return len(b)
 }
+
+const (
+	ones8 = 0x0101010101010101
+	high8 = 0x8080808080808080
+)
+
+// zeroBytes8 has the high bit set in the lowest zero byte of x (and maybe
+// in bytes above it, never below): the classic has-zero-byte test.
+func zeroBytes8(x uint64) uint64 { return (x - ones8) & ^x & high8 }
+
+// plainASCII8 reports whether the eight bytes of x are all printable ASCII
+// other than '"' and '\\': bytes a canonical string copies unchanged.
+func plainASCII8(x uint64) bool {
+	control := (x - ones8*0x20) & ^x & high8
+	return control|zeroBytes8(x^(ones8*'"'))|zeroBytes8(x^(ones8*'\\'))|x&high8 == 0
+}
+
+// plainASCII reports whether a canonical string copies c unchanged.
+func plainASCII(c byte) bool { return c >= 0x20 && c < utf8.RuneSelf && c != '"' && c != '\\' }
 
 // skipValue returns the index after the value starting at b[i].
 func skipValue(b []byte, i int) int {
@@ -443,44 +516,3 @@ func skipValue(b []byte, i int) int {
 
 // span is a byte range [start, end).
 type span struct{ start, end int }
-
-// appendElements appends the spans of the elements of the array at b[start:].
-func appendElements(dst []span, b []byte, start int) []span {
-	i := start + 1
-	if i >= len(b) || b[i] == ']' {
-		return dst
-	}
-	for {
-		end := skipValue(b, i)
-		dst = append(dst, span{i, end})
-		if end >= len(b) || b[end] != ',' {
-			return dst
-		}
-		i = end + 1
-	}
-}
-
-// memberValue finds the value of key in the object b (first occurrence, as
-// fastjson's Get does).
-func memberValue(b []byte, key string) (span, bool) {
-	i := 1
-	if len(b) < 2 || b[0] != '{' || b[1] == '}' {
-		return span{}, false
-	}
-	for i < len(b) && b[i] == '"' {
-		keyEnd := skipString(b, i)
-		valueStart := keyEnd + 1 // past ':'
-		if valueStart >= len(b) {
-			return span{}, false
-		}
-		valueEnd := skipValue(b, valueStart)
-		if string(b[i+1:keyEnd-1]) == key {
-			return span{valueStart, valueEnd}, true
-		}
-		if valueEnd >= len(b) || b[valueEnd] != ',' {
-			break
-		}
-		i = valueEnd + 1
-	}
-	return span{}, false
-}

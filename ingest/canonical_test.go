@@ -2,7 +2,10 @@ package ingest
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
+	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -71,27 +74,36 @@ func TestCanonicalJSON(t *testing.T) {
 }
 
 func TestCanonicalJSONFindsMembersAndElements(t *testing.T) {
-	canon, err := canonicalJSON(nil, []byte(` {"x":"a,]}\"","events":[{"a":[1,{"b":"]"}]}, "s", 3, null],"eventType":"e"}`))
+	canon, spans, err := canonicalJSONSpans(nil, nil, []byte(` {"x":"a,]}\"","events":[{"a":[1,{"b":"]"}]}, "s", 3, null],"eventType":"e"}`), true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev, ok := memberValue(canon, "events")
+	i, ok := topMember(canon, spans, "events")
 	if !ok {
 		t.Fatal("events not found")
 	}
 	var got []string
-	for _, sp := range appendElements(nil, canon, ev.start) {
-		got = append(got, string(canon[sp.start:sp.end]))
+	for _, ev := range appendEvents(nil, spans[i+1:nextAtLevel(spans, i+1, 1)], 2) {
+		got = append(got, string(canon[ev.val.start:ev.val.end]))
 	}
 	want := []string{`{"a":[1,{"b":"]"}]}`, `"s"`, `3`, `null`}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("elements %q, want %q", got, want)
 	}
-	if sp, ok := memberValue(canon, "eventType"); !ok || string(canon[sp.start:sp.end]) != `"e"` {
-		t.Fatalf("eventType %v %v", sp, ok)
+	if j, ok := topMember(canon, spans, "eventType"); !ok || string(canon[spans[j].val.start:spans[j].val.end]) != `"e"` {
+		t.Fatalf("eventType %v %v", j, ok)
 	}
-	if _, ok := memberValue(canon, "missing"); ok {
+	if _, ok := topMember(canon, spans, "missing"); ok {
 		t.Fatal("found a missing key")
+	}
+	var levels []string
+	for _, v := range spans {
+		levels = append(levels, fmt.Sprintf("%d:%s=%s", v.level, canon[v.key.start:v.key.end], canon[v.val.start:v.val.end]))
+	}
+	wantLevels := []string{`1:"x"="a,]}\""`, `1:"events"=[{"a":[1,{"b":"]"}]},"s",3,null]`, `2:={"a":[1,{"b":"]"}]}`,
+		`3:"a"=[1,{"b":"]"}]`, `2:="s"`, `2:=3`, `2:=null`, `1:"eventType"="e"`}
+	if strings.Join(levels, " ") != strings.Join(wantLevels, " ") {
+		t.Fatalf("spans\n%s\nwant\n%s", strings.Join(levels, " "), strings.Join(wantLevels, " "))
 	}
 }
 
@@ -113,12 +125,32 @@ func FuzzCanonicalJSON(f *testing.F) {
 			}
 			return
 		}
+		if out2, spans, err := canonicalJSONSpans(nil, nil, in, true); err != nil || !bytes.Equal(out2, out) {
+			t.Fatalf("recording spans changed the output: %q vs %q (%v)", out2, out, err)
+		} else {
+			for _, v := range spans {
+				if v.level < 1 || v.level > maxSpanLevel || v.val.end <= v.val.start || skipValue(out, v.val.start) != v.val.end {
+					t.Fatalf("span %+v is not one value of %q", v, out)
+				}
+				if v.key != (span{}) && skipString(out, v.key.start) != v.key.end {
+					t.Fatalf("key span %+v is not one string of %q", v, out)
+				}
+			}
+		}
 		if !json.Valid(out) || !utf8.Valid(out) || bytes.Contains(out, []byte(`\u0000`)) || bytes.ContainsAny(out, "\n\r\t") {
 			t.Fatalf("bad canonical output %q for %q", out, in)
 		}
 		again, err := canonicalJSON(nil, out)
 		if err != nil || !bytes.Equal(again, out) {
 			t.Fatalf("not idempotent: %q → %q (%v)", out, again, err)
+		}
+		// Same value as encoding/json reads (which also turns invalid UTF-8
+		// and lone surrogates into U+FFFD), except for NUL, which is dropped.
+		if !bytes.Contains(in, []byte(`\u0000`)) {
+			var want, got any
+			if json.Unmarshal(in, &want) == nil && json.Unmarshal(out, &got) == nil && !reflect.DeepEqual(want, got) {
+				t.Fatalf("canonical %q reads as %v, the input %q as %v", out, got, in, want)
+			}
 		}
 		// Ingest is the only writer of raw events: an object it would store
 		// must keep the guarantee the loader and the shipper rely on.
@@ -155,4 +187,36 @@ func FuzzSkipStringMatchesByteWalk(f *testing.F) {
 			t.Fatalf("skipString(%q) = %d, byte walk says %d", b, got, want)
 		}
 	})
+}
+
+// TestWordTestsAgreeWithByteTests puts every byte value at every position of
+// an otherwise plain word: the eight-byte tests must see exactly what a byte
+// loop sees, including where borrows could carry between bytes.
+func TestWordTestsAgreeWithByteTests(t *testing.T) {
+	plainByte := func(c byte) bool { return c >= 0x20 && c < 0x80 && c != '"' && c != '\\' }
+	for _, fill := range []byte{'a', ' ', '~', 0x21} {
+		for pos := 0; pos < 8; pos++ {
+			for c := 0; c < 256; c++ {
+				w := bytes.Repeat([]byte{fill}, 8)
+				w[pos] = byte(c)
+				x := binary.LittleEndian.Uint64(w)
+				if plainASCII(byte(c)) != plainByte(byte(c)) {
+					t.Fatalf("plainASCII(%#x) = %v", c, !plainByte(byte(c)))
+				}
+				if got, want := plainASCII8(x), plainByte(byte(c)); got != want {
+					t.Fatalf("plainASCII8(%q) = %v, want %v", w, got, want)
+				}
+			}
+		}
+	}
+	for _, w := range []string{"\x00\x00\x00\x00\x00\x00\x00\x00", `""""""""`, "\x1f\x20\x00\x21\"\\\x80\xff", "ab\x01\"cdef"} {
+		x := binary.LittleEndian.Uint64([]byte(w))
+		want := true
+		for i := 0; i < 8; i++ {
+			want = want && plainByte(w[i])
+		}
+		if plainASCII8(x) != want {
+			t.Fatalf("plainASCII8(%q) = %v", w, !want)
+		}
+	}
 }

@@ -271,8 +271,8 @@ func (h *Handler) decompress(ctx *fasthttp.RequestCtx, ce []byte) ([]byte, *requ
 }
 
 func (h *Handler) readJSON(st *reqState, body []byte) (shape, *requestError) {
-	canon, err := canonicalJSON(st.canon[:0], body)
-	st.canon = canon
+	canon, spans, err := canonicalJSONSpans(st.canon[:0], st.valueSpans[:0], body, true)
+	st.canon, st.valueSpans = canon, spans
 	if err != nil {
 		return 0, &requestError{fasthttp.StatusBadRequest, reasonMalformed, 1, err.Error(), "body"}
 	}
@@ -280,20 +280,20 @@ func (h *Handler) readJSON(st *reqState, body []byte) (shape, *requestError) {
 	switch canon[0] {
 	case '[':
 		sh = shapeBatch
-		st.spans = appendElements(st.spans, canon, 0)
+		st.spans = appendEvents(st.spans, spans, 1)
 	case '{':
-		if _, hasType := memberValue(canon, "eventType"); !hasType {
-			if events, ok := memberValue(canon, "events"); ok {
-				if canon[events.start] != '[' {
+		if _, hasType := topMember(canon, spans, "eventType"); !hasType {
+			if i, ok := topMember(canon, spans, "events"); ok {
+				if canon[spans[i].val.start] != '[' {
 					return 0, &requestError{fasthttp.StatusBadRequest, reasonMalformed, 1,
 						"events must be an array of event objects", "events"}
 				}
 				sh = shapeBatch
-				st.spans = appendElements(st.spans, canon, events.start)
+				st.spans = appendEvents(st.spans, spans[i+1:nextAtLevel(spans, i+1, 1)], 2)
 				break
 			}
 		}
-		st.spans = append(st.spans, span{0, len(canon)})
+		st.spans = append(st.spans, eventSpan{val: span{0, len(canon)}, members: spans, level: 0})
 	default:
 		return 0, &requestError{fasthttp.StatusBadRequest, reasonMalformed, 1,
 			"body must be a JSON object (one event) or an array of event objects (a batch)", "body"}
@@ -308,8 +308,8 @@ func (h *Handler) readJSON(st *reqState, body []byte) (shape, *requestError) {
 	if cap(st.items) < len(st.spans) {
 		st.items = make([]item, 0, len(st.spans))
 	}
-	for _, sp := range st.spans {
-		st.addEvent(canon[sp.start:sp.end])
+	for _, ev := range st.spans {
+		st.addEvent(canon, ev)
 	}
 	return sh, nil
 }

@@ -10,7 +10,6 @@ import (
 	"github.com/evothesis/collector/event"
 	"github.com/google/uuid"
 	"github.com/valyala/fasthttp"
-	"github.com/valyala/fastjson"
 )
 
 // reqState is the memory one request works in, pooled so that the accept
@@ -19,13 +18,13 @@ type reqState struct {
 	start time.Time
 	info  requestInfo
 
-	parser  fastjson.Parser
-	canon   []byte // canonical JSON of the body (or the object built from query parameters)
-	spans   []span // the events' places in canon
-	scratch []byte // text of numeric fields
-	ipBuf   []byte
-	kvs     []keyValue // query parameters, first occurrence of each key
-	form    fasthttp.Args
+	canon      []byte      // canonical JSON of the body (or the object built from query parameters)
+	valueSpans []valueSpan // the places of canon's values near its top
+	spans      []eventSpan // the events' places in canon
+	scratch    []byte      // text of numeric fields
+	ipBuf      []byte
+	kvs        []keyValue // query parameters, first occurrence of each key
+	form       fasthttp.Args
 
 	ev       event.Event
 	items    []item // one per event in the request, in order
@@ -62,6 +61,7 @@ func (st *reqState) reset() {
 	st.info = requestInfo{}
 	st.ev = event.Event{}
 	st.spans = st.spans[:0]
+	st.valueSpans = st.valueSpans[:0]
 	st.scratch = st.scratch[:0]
 	clear(st.kvs)
 	st.kvs = st.kvs[:0]
@@ -79,23 +79,18 @@ func (st *reqState) tooBigToPool() bool {
 	return cap(st.canon)+cap(st.rec)+cap(st.resp) > maxPooledBytes || cap(st.items) > 4096
 }
 
-// addEvent normalizes one event (elem: canonical JSON) and, if it is valid,
-// encodes its WAL record.
-func (st *reqState) addEvent(elem []byte) {
+// addEvent normalizes one event of canon and, if it is valid, encodes its
+// WAL record.
+func (st *reqState) addEvent(canon []byte, ev eventSpan) {
 	st.items = append(st.items, item{})
 	it := &st.items[len(st.items)-1]
+	elem := canon[ev.val.start:ev.val.end]
 	if len(elem) == 0 || elem[0] != '{' {
 		it.message = "event must be a JSON object"
 		return
 	}
-	v, err := st.parser.ParseBytes(elem)
-	if err != nil { // cannot happen for canonical JSON; refuse rather than guess
-		it.field, it.message = "", "malformed event: "+err.Error()
-		return
-	}
-	o, _ := v.Object()
 	st.scratch = st.scratch[:0]
-	if fe := st.normalize(o, &st.ev, &st.info); fe.message != "" {
+	if fe := st.normalize(canon, membersOf(canon, ev), &st.ev, &st.info); fe.message != "" {
 		it.field, it.message = fe.field, fe.message
 		return
 	}
@@ -207,7 +202,7 @@ func (st *reqState) addKeyValuesEvent() {
 	}
 	b = append(b, '}')
 	st.canon = b
-	st.addEvent(b)
+	st.addEvent(b, eventSpan{val: span{0, len(b)}, level: 0, scan: true})
 }
 
 func isUTMParam(k []byte) bool { return len(k) > 4 && string(k[:4]) == "utm_" }
