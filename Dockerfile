@@ -19,6 +19,8 @@ WORKDIR /src
 # Dependencies first, in their own layer: they change far less often than the
 # code.
 COPY go.mod go.sum ./
+# go.mod replaces github.com/tidwall/wal with the patched copy here.
+COPY third_party ./third_party
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
 # Set by BuildKit to the platform being built for (docker buildx --platform).

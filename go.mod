@@ -68,3 +68,5 @@ require (
 	golang.org/x/text v0.44.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
+
+replace github.com/tidwall/wal => ./third_party/tidwall-wal

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"sync"
 	"testing"
@@ -585,4 +586,40 @@ func TestNextGroupIsWrittenWhileAnFsyncRuns(t *testing.T) {
 	if got := len(entered); got < 1 {
 		t.Fatalf("the second group was acknowledged without an fsync of its own (%d more fsyncs)", got)
 	}
+}
+
+// TestWritingASegmentAllocatesItsBytesOnce: the tail segment's in-memory
+// buffer (kept by tidwall/wal) gets its capacity when the segment is created,
+// so filling a segment allocates about its size once. Upstream tidwall grows
+// it by append, about five times the segment's bytes (see
+// third_party/tidwall-wal/PATCHED.md).
+func TestWritingASegmentAllocatesItsBytesOnce(t *testing.T) {
+	const segment = 4 << 20
+	l := openT(t, wal.Options{Dir: t.TempDir(), Sync: wal.SyncNever, SegmentBytes: segment})
+	defer l.Close()
+	rec := bytes.Repeat([]byte("x"), 4000)
+	batch := make([][]byte, 64)
+	for i := range batch {
+		batch[i] = rec
+	}
+	// Fill one segment first, so that the one measured starts at a rotation.
+	write := func(n int) {
+		for written := 0; written < n; written += len(batch) * len(rec) {
+			if _, err := l.Append(context.Background(), batch); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	write(segment + segment/4)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	write(3 * segment)
+	runtime.ReadMemStats(&after)
+	// Each record is copied by the framing and by tidwall's batch, both
+	// reused buffers; what remains is the tail buffers of the three segments.
+	allocated := after.TotalAlloc - before.TotalAlloc
+	if limit := uint64(3*segment) * 2; allocated > limit {
+		t.Fatalf("writing 3 segments of %d bytes allocated %d bytes (limit %d): is the tail buffer regrown as it fills?", segment, allocated, limit)
+	}
+	t.Logf("writing 3 segments of %d bytes allocated %d bytes (%.2f per byte)", segment, allocated, float64(allocated)/(3*segment))
 }
