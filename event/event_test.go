@@ -1,6 +1,7 @@
 package event
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
 	"strings"
@@ -140,4 +141,26 @@ func BenchmarkDecodeRecord(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// FuzzAppendJSONStringRoundTrips: whatever the text, the literal is valid
+// JSON that reads back as the text (invalid UTF-8 as U+FFFD, as
+// encoding/json reads it), on one line, with U+2028/U+2029 escaped.
+func FuzzAppendJSONStringRoundTrips(f *testing.F) {
+	for _, s := range []string{"", "plain", "q\"b\\", "\x00\x01\x1f\x7f", "a\xffb", "\u2028\u2029é😀", "\xed\xa0\x80", strings.Repeat("abcd", 9) + "\n"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		lit := AppendJSONString(nil, s)
+		var got string
+		if err := json.Unmarshal(lit, &got); err != nil {
+			t.Fatalf("AppendJSONString(%q) = %s: not JSON: %v", s, lit, err)
+		}
+		if want := string([]rune(s)); got != want { // each invalid byte as U+FFFD
+			t.Fatalf("AppendJSONString(%q) reads back as %q", s, got)
+		}
+		if bytes.ContainsAny(lit, "\n\r\u2028\u2029") {
+			t.Fatalf("AppendJSONString(%q) = %s spans lines", s, lit)
+		}
+	})
 }

@@ -197,21 +197,30 @@ var rawPlain = func() (t [256]bool) {
 	return t
 }()
 
+// PlainRun returns the index of the first byte of s at or after i that a
+// JSON string cannot hold as it is (a quote, a backslash, a control
+// character or a non-ASCII byte), or len(s): the run a JSON writer or
+// checker can copy or skip in one go.
+func PlainRun[T ~string | ~[]byte](s T, i int) int {
+	n := len(s)
+	// A table, unrolled by four: strings in events are mostly short, where
+	// this beats 8-byte SWAR steps.
+	for i+4 <= n && rawPlain[s[i]] && rawPlain[s[i+1]] && rawPlain[s[i+2]] && rawPlain[s[i+3]] {
+		i += 4
+	}
+	for i < n && rawPlain[s[i]] {
+		i++
+	}
+	return i
+}
+
 // rawString checks the string at raw[i] == '"' and returns the index after
 // its closing quote.
 func rawString(raw []byte, i int) (int, bool) {
 	n := len(raw)
 	i++
 	for {
-		// A table, unrolled by four: raw's strings are mostly short, where
-		// this beats 8-byte SWAR steps.
-		for i+4 <= n && rawPlain[raw[i]] && rawPlain[raw[i+1]] && rawPlain[raw[i+2]] && rawPlain[raw[i+3]] {
-			i += 4
-		}
-		for i < n && rawPlain[raw[i]] {
-			i++
-		}
-		if i >= n {
+		if i = PlainRun(raw, i); i >= n {
 			return i, false
 		}
 		switch c := raw[i]; {

@@ -139,3 +139,32 @@ func BenchmarkIsCompactRaw(b *testing.B) {
 		}
 	}
 }
+
+// TestPlainRunStopsAtTheFirstByteToLookAt puts every byte value at every
+// position of short and longer strings (both sides of the unrolled steps).
+func TestPlainRunStopsAtTheFirstByteToLookAt(t *testing.T) {
+	plain := func(c byte) bool { return c >= 0x20 && c < 0x80 && c != '"' && c != '\\' }
+	for n := 0; n <= 11; n++ {
+		for pos := 0; pos < n; pos++ {
+			for c := 0; c < 256; c++ {
+				b := bytes.Repeat([]byte{'a'}, n)
+				b[pos] = byte(c)
+				want := n
+				if !plain(byte(c)) {
+					want = pos
+				}
+				for from := 0; from <= pos; from++ {
+					if got := PlainRun(b, from); got != want {
+						t.Fatalf("PlainRun(%q, %d) = %d, want %d", b, from, got, want)
+					}
+					if got := PlainRun(string(b), from); got != want {
+						t.Fatalf("PlainRun(string %q, %d) = %d, want %d", b, from, got, want)
+					}
+				}
+			}
+		}
+		if got := PlainRun(bytes.Repeat([]byte{'a'}, n), n); got != n {
+			t.Fatalf("PlainRun at the end = %d, want %d", got, n)
+		}
+	}
+}

@@ -2,10 +2,11 @@ package ingest
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/evothesis/collector/event"
 )
 
 // maxJSONDepth bounds nesting in request bodies. Real events nest a few
@@ -274,15 +275,8 @@ func appendCanonicalString(dst, src []byte, i int) ([]byte, int, error) {
 	i++
 	start := i
 	for i < len(src) {
-		// The common case first: runs of bytes copied unchanged, eight at a
-		// time, then one by one up to the byte that needs a look.
-		for i+8 <= len(src) && plainASCII8(binary.LittleEndian.Uint64(src[i:])) {
-			i += 8
-		}
-		for i < len(src) && plainASCII(src[i]) {
-			i++
-		}
-		if i >= len(src) {
+		// The common case first: a run of bytes copied unchanged.
+		if i = event.PlainRun(src, i); i >= len(src) {
 			break
 		}
 		c := src[i]
@@ -463,25 +457,6 @@ func skipString(b []byte, i int) int {
 	}
 	return len(b)
 }
-
-const (
-	ones8 = 0x0101010101010101
-	high8 = 0x8080808080808080
-)
-
-// zeroBytes8 has the high bit set in the lowest zero byte of x (and maybe
-// in bytes above it, never below): the classic has-zero-byte test.
-func zeroBytes8(x uint64) uint64 { return (x - ones8) & ^x & high8 }
-
-// plainASCII8 reports whether the eight bytes of x are all printable ASCII
-// other than '"' and '\\': bytes a canonical string copies unchanged.
-func plainASCII8(x uint64) bool {
-	control := (x - ones8*0x20) & ^x & high8
-	return control|zeroBytes8(x^(ones8*'"'))|zeroBytes8(x^(ones8*'\\'))|x&high8 == 0
-}
-
-// plainASCII reports whether a canonical string copies c unchanged.
-func plainASCII(c byte) bool { return c >= 0x20 && c < utf8.RuneSelf && c != '"' && c != '\\' }
 
 // skipValue returns the index after the value starting at b[i].
 func skipValue(b []byte, i int) int {

@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -187,36 +186,4 @@ func FuzzSkipStringMatchesByteWalk(f *testing.F) {
 			t.Fatalf("skipString(%q) = %d, byte walk says %d", b, got, want)
 		}
 	})
-}
-
-// TestWordTestsAgreeWithByteTests puts every byte value at every position of
-// an otherwise plain word: the eight-byte tests must see exactly what a byte
-// loop sees, including where borrows could carry between bytes.
-func TestWordTestsAgreeWithByteTests(t *testing.T) {
-	plainByte := func(c byte) bool { return c >= 0x20 && c < 0x80 && c != '"' && c != '\\' }
-	for _, fill := range []byte{'a', ' ', '~', 0x21} {
-		for pos := 0; pos < 8; pos++ {
-			for c := 0; c < 256; c++ {
-				w := bytes.Repeat([]byte{fill}, 8)
-				w[pos] = byte(c)
-				x := binary.LittleEndian.Uint64(w)
-				if plainASCII(byte(c)) != plainByte(byte(c)) {
-					t.Fatalf("plainASCII(%#x) = %v", c, !plainByte(byte(c)))
-				}
-				if got, want := plainASCII8(x), plainByte(byte(c)); got != want {
-					t.Fatalf("plainASCII8(%q) = %v, want %v", w, got, want)
-				}
-			}
-		}
-	}
-	for _, w := range []string{"\x00\x00\x00\x00\x00\x00\x00\x00", `""""""""`, "\x1f\x20\x00\x21\"\\\x80\xff", "ab\x01\"cdef"} {
-		x := binary.LittleEndian.Uint64([]byte(w))
-		want := true
-		for i := 0; i < 8; i++ {
-			want = want && plainByte(w[i])
-		}
-		if plainASCII8(x) != want {
-			t.Fatalf("plainASCII8(%q) = %v", w, !want)
-		}
-	}
 }
