@@ -1728,6 +1728,11 @@ func (s *suite) ingestWhileShipping(ctx context.Context, template string) error 
 			return out, fmt.Errorf("copy WAL: %v: %s", err, b)
 		}
 		_ = os.Remove(filepath.Join(walCopy, "LOCK"))
+		// And from no shipper state: units the previous phase planned but
+		// had not exported (the default EXPORT_STATE_DIR is beside WAL_DIR,
+		// outside the copy) would otherwise be exported in the next phase,
+		// idle or not.
+		_ = os.RemoveAll(filepath.Join(filepath.Dir(walCopy), "shipper"))
 		p, err := s.serve(ctx, "ingest-pair-"+slug, settings)
 		if err != nil {
 			return out, err

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"net/netip"
 	"os"
 	"sort"
@@ -80,6 +81,11 @@ type Config struct {
 	SecretKey         string
 	SecretKeyFile     string
 	PreviousSecretKey string
+
+	// Elastic limiter (background work yields the CPU to ingest)
+	ElasticLatencyTarget time.Duration // 0: off
+	ElasticFloorRate     float64
+	ElasticInterval      time.Duration
 }
 
 // Var describes one setting.
@@ -149,6 +155,16 @@ func bind[T any](b *binder, p *T, env, def, help string, parse func(string) (T, 
 }
 
 func parseInt(s string) (int, error) { return strconv.Atoi(strings.TrimSpace(s)) }
+
+func parseFloat(s string) (float64, error) { return strconv.ParseFloat(strings.TrimSpace(s), 64) }
+
+// parseDurationOrOff reads a duration, or off (0).
+func parseDurationOrOff(s string) (time.Duration, error) {
+	if s = strings.TrimSpace(s); strings.EqualFold(s, "off") {
+		return 0, nil
+	}
+	return time.ParseDuration(s)
+}
 
 // ParseBytes reads a byte size such as 1048576, 512KiB, 16MiB, 2GiB or 1GB.
 func ParseBytes(s string) (int64, error) {
@@ -268,6 +284,10 @@ func (c *Config) bindAll(b *binder) {
 	b.secret(&c.SecretKey, "COLLECTOR_SECRET_KEY", "base64 32-byte key that decrypts enc:v1: secrets")
 	b.str(&c.SecretKeyFile, "COLLECTOR_SECRET_KEY_FILE", "", "file holding COLLECTOR_SECRET_KEY")
 	b.secret(&c.PreviousSecretKey, "COLLECTOR_PREVIOUS_SECRET_KEY", "previous key, still accepted for decryption during rotation")
+
+	bind(b, &c.ElasticLatencyTarget, "ELASTIC_LATENCY_TARGET", "1ms", "exports slow down while ingest runs and the p99 Go scheduler latency is above this; off or 0 lets them run flat out always", parseDurationOrOff)
+	bind(b, &c.ElasticFloorRate, "ELASTIC_FLOOR_RATE", "1000", "WAL records per second exports may always read, however busy ingest is (each export pass counts each record it reads)", parseFloat)
+	bind(b, &c.ElasticInterval, "ELASTIC_INTERVAL", "100ms", "how often the elastic limiter looks at the scheduler latency and sets the export rate", time.ParseDuration)
 }
 
 // Vars returns every setting, sorted by variable name.
@@ -364,6 +384,15 @@ func (c *Config) Validate() error {
 	}
 	if c.ExportPartBytes < 5<<20 {
 		errs = append(errs, errors.New("EXPORT_PART_BYTES must be at least 5MiB (the S3 minimum part size)"))
+	}
+	if c.ElasticLatencyTarget < 0 {
+		errs = append(errs, errors.New("ELASTIC_LATENCY_TARGET must be a positive duration, or off"))
+	}
+	if c.ElasticLatencyTarget > 0 && (c.ElasticFloorRate <= 0 || math.IsInf(c.ElasticFloorRate, 0) || math.IsNaN(c.ElasticFloorRate)) {
+		errs = append(errs, errors.New("ELASTIC_FLOOR_RATE must be a positive number of records per second (set ELASTIC_LATENCY_TARGET=off to disable the limiter)"))
+	}
+	if c.ElasticLatencyTarget > 0 && c.ElasticInterval <= 0 {
+		errs = append(errs, errors.New("ELASTIC_INTERVAL must be positive"))
 	}
 	if c.WALSync == "interval" && c.WALSyncInterval <= 0 {
 		errs = append(errs, errors.New("WAL_SYNC_INTERVAL must be positive with WAL_SYNC=interval"))

@@ -43,6 +43,11 @@ func TestInvalidValues(t *testing.T) {
 		{"star in production", map[string]string{"ENVIRONMENT": "production"}, "CORS_ALLOWED_ORIGINS"},
 		{"max below segment", map[string]string{"WAL_MAX_BYTES": "1MiB"}, "WAL_MAX_BYTES"},
 		{"bad environment", map[string]string{"ENVIRONMENT": "staging"}, "ENVIRONMENT"},
+		{"elastic floor zero", map[string]string{"ELASTIC_FLOOR_RATE": "0"}, "ELASTIC_FLOOR_RATE"},
+		{"elastic floor not a number", map[string]string{"ELASTIC_FLOOR_RATE": "lots"}, "ELASTIC_FLOOR_RATE"},
+		{"elastic target negative", map[string]string{"ELASTIC_LATENCY_TARGET": "-1ms"}, "ELASTIC_LATENCY_TARGET"},
+		{"elastic target not a duration", map[string]string{"ELASTIC_LATENCY_TARGET": "fast"}, "ELASTIC_LATENCY_TARGET"},
+		{"elastic interval zero", map[string]string{"ELASTIC_INTERVAL": "0s"}, "ELASTIC_INTERVAL"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -83,5 +88,22 @@ func TestVarsAreUniqueAndKnown(t *testing.T) {
 	}
 	if Known("NOT_A_SETTING") {
 		t.Fatal("unknown variable reported as known")
+	}
+}
+
+func TestElasticLimiterDefaultsAndOff(t *testing.T) {
+	c, err := Load(nil, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ElasticLatencyTarget != time.Millisecond || c.ElasticFloorRate != 1000 || c.ElasticInterval != 100*time.Millisecond {
+		t.Fatalf("elastic defaults: target %v, floor %v, interval %v", c.ElasticLatencyTarget, c.ElasticFloorRate, c.ElasticInterval)
+	}
+	for _, off := range []string{"off", "OFF", "0", "0s"} {
+		// Off, the other two settings are not checked.
+		c, err := Load([]string{"--elastic-latency-target=" + off}, env(map[string]string{"ELASTIC_FLOOR_RATE": "0"}))
+		if err != nil || c.ElasticLatencyTarget != 0 {
+			t.Fatalf("ELASTIC_LATENCY_TARGET=%s: %v, %v; want off", off, c.ElasticLatencyTarget, err)
+		}
 	}
 }

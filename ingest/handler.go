@@ -25,6 +25,7 @@ type Handler struct {
 	states     sync.Pool
 	retryAfter string
 	appendLog  logLimiter
+	requests   atomic.Uint64 // requests begun, for Requests
 }
 
 // New returns the ingest handlers writing to app.
@@ -48,6 +49,11 @@ func New(app Appender, opts Options) (*Handler, error) {
 		retryAfter: strconv.Itoa(int((opts.RetryAfter + time.Second - 1) / time.Second)),
 	}, nil
 }
+
+// Requests is how many ingest requests have begun since New. Background
+// work reads it as its foreground signal (internal/elastic: a window in
+// which it did not move is one in which ingest needed no CPU).
+func (h *Handler) Requests() uint64 { return h.requests.Load() }
 
 // Routes are the ingest endpoints, for httpapi.New.
 func (h *Handler) Routes() []httpapi.Route {
@@ -75,6 +81,7 @@ func (h *Handler) putState(st *reqState) {
 
 // begin records what every event of the request shares.
 func (h *Handler) begin(ctx *fasthttp.RequestCtx, st *reqState) {
+	h.requests.Add(1)
 	st.start = time.Now()
 	st.info.received = st.start.UTC().Truncate(time.Microsecond)
 	st.info.nodeID = h.opts.NodeID

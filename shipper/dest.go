@@ -376,7 +376,7 @@ func (r *destRunner) export(ctx context.Context, u *unit) {
 			r.mu.Unlock()
 		},
 	}
-	res, err := job.run(ctx, r.s.log)
+	res, err := job.run(ctx, r.s.src)
 	defer r.s.sweepSpool()
 	if err != nil && ctx.Err() != nil {
 		return // stopping: not an attempt

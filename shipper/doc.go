@@ -86,6 +86,19 @@
 // 512 MiB (beyond that objects are encoded by each destination again).
 // Shipping reads the WAL, never writes it, and holds no lock ingest needs.
 //
+// Exports yield the CPU to ingest: with Options.Pacer (cmd/collector gives
+// it the internal/elastic limiter, ELASTIC_*), pass 1 and pass 2 pay for
+// each 256 records before they read them (pace.go wraps the WAL reader the
+// unit exports get); transcoding, compression, the spool and the uploads
+// are downstream of those reads, so the whole pipeline follows their pace.
+// The limiter holds exports back only while ingest is serving requests and
+// the Go scheduler's p99 latency is over its target, never below its floor
+// (1000 records/s: about 500 events/s to every destination), and never
+// while the furthest-behind destination owes half of WAL_MAX_BYTES. A
+// paced pass waits holding only its own WAL cursor and batches: the memory
+// bounds above are unchanged. Manual runs' reads from PostgreSQL (Archive)
+// are not paced.
+//
 // # Manual runs
 //
 // POST /export/run exports a time range (receive time) again, from the WAL

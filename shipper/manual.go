@@ -275,7 +275,7 @@ func (s *Shipper) executeRun(ctx context.Context, run *Run, targets []*destRunne
 				exportID: run.ID + "_" + u.ID, formats: spec.Formats, comp: spec.Compression,
 				sem: s.slots, metrics: s.metrics,
 			}
-			res, err := job.run(ctx, s.log)
+			res, err := job.run(ctx, s.src)
 			if err != nil {
 				return fmt.Errorf("%s: WAL %d-%d: %w", r.name, rg[0], rg[1], err)
 			}

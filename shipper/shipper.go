@@ -104,6 +104,9 @@ type Options struct {
 	// ClientsConfig is shown under "clients" by GET /export/config
 	// (clients.Config.Redacted(): no secret in it); see SetClientsConfig.
 	ClientsConfig any
+	// Pacer paces the export passes' WAL reads, one unit per record
+	// (ELASTIC_*: an *elastic.Limiter); nil reads flat out.
+	Pacer Pacer
 }
 
 // DefaultStateDir is where the shipper keeps its state when
@@ -116,6 +119,7 @@ func DefaultStateDir(walDir string) string {
 type Shipper struct {
 	opts    Options
 	log     Log
+	src     recordReader // log, paced by opts.Pacer: what unit exports read
 	logger  *slog.Logger
 	slots   *uploadSlots
 	metrics *metrics
@@ -192,7 +196,7 @@ func New(opts Options, dests []Destination) (*Shipper, error) {
 		return nil, err
 	}
 	s := &Shipper{
-		opts: opts, log: opts.Log, logger: opts.Logger, slots: newUploadSlots(opts.Concurrency),
+		opts: opts, log: opts.Log, src: paced(opts.Log, opts.Pacer), logger: opts.Logger, slots: newUploadSlots(opts.Concurrency),
 		metrics: newMetrics(opts.Registerer), audit: audit, now: opts.Now, spool: sp, scans: newScanCache(),
 		dests: map[string]*destRunner{}, clients: opts.ClientsConfig, recvAt: map[uint64]time.Time{},
 		peers: map[string]*destRunner{},

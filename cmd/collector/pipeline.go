@@ -5,13 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/evothesis/collector/config"
 	"github.com/evothesis/collector/httpapi"
+	"github.com/evothesis/collector/internal/elastic"
 	"github.com/evothesis/collector/secrets"
 	"github.com/evothesis/collector/shipper"
 	"github.com/evothesis/collector/shipper/clients"
@@ -37,16 +40,50 @@ func (p *pipeline) close() error {
 	return errors.Join(errs...)
 }
 
-func buildPipeline(ctx context.Context, cfg *config.Config, log *wal.Log, logger *slog.Logger, reg prometheus.Registerer) (*pipeline, error) {
+// buildPipeline adds the loader and the shipper; lim (nil: off) paces the
+// shipper's exports.
+func buildPipeline(ctx context.Context, cfg *config.Config, log *wal.Log, lim *elastic.Limiter, logger *slog.Logger, reg prometheus.Registerer) (*pipeline, error) {
 	p := &pipeline{}
 	if err := addLoaderStage(ctx, p, cfg, log, logger, reg); err != nil {
 		return nil, err
 	}
-	if err := addShipperStage(ctx, p, cfg, log, logger, reg); err != nil {
+	if err := addShipperStage(ctx, p, cfg, log, lim, logger, reg); err != nil {
 		p.close()
 		return nil, err
 	}
+	if lim != nil {
+		p.stages = append(p.stages, stage{name: "elastic", run: lim.Run})
+	}
 	return p, nil
+}
+
+// newElastic builds the limiter that slows background work (exports) down
+// while ingest needs the CPU: foreground counts ingest requests; exports
+// are never held back while their backlog fills half of WAL_MAX_BYTES.
+// Nil when ELASTIC_LATENCY_TARGET is off.
+func newElastic(cfg *config.Config, log *wal.Log, foreground func() uint64, logger *slog.Logger, reg prometheus.Registerer) (*elastic.Limiter, error) {
+	if cfg.ElasticLatencyTarget <= 0 {
+		return nil, nil
+	}
+	return elastic.New(elastic.Options{
+		Target: cfg.ElasticLatencyTarget, Floor: cfg.ElasticFloorRate, Interval: cfg.ElasticInterval,
+		Foreground: foreground, Urgent: exportBacklogOver(log, cfg.WALMaxBytes/2),
+		Logger: logger.With("stage", "elastic"), Registerer: reg,
+	})
+}
+
+// exportBacklogOver reports whether the WAL bytes the furthest-behind
+// export destination has not shipped reach limit.
+func exportBacklogOver(log *wal.Log, limit int64) func() bool {
+	return func() bool {
+		pos, found := uint64(math.MaxUint64), false
+		for _, c := range log.Consumers() {
+			if strings.HasPrefix(c.Name, "export:") {
+				pos, found = min(pos, c.Position), true
+			}
+		}
+		return found && log.BytesAfter(pos) >= limit
+	}
 }
 
 // loadDestinations reads the clients file (or the single-client variables)
@@ -67,7 +104,7 @@ func loadDestinations(ctx context.Context, cfg *config.Config, so shipper.StoreO
 	return cc, dests, nil
 }
 
-func addShipperStage(ctx context.Context, p *pipeline, cfg *config.Config, log *wal.Log, logger *slog.Logger, reg prometheus.Registerer) error {
+func addShipperStage(ctx context.Context, p *pipeline, cfg *config.Config, log *wal.Log, lim *elastic.Limiter, logger *slog.Logger, reg prometheus.Registerer) error {
 	so := shipper.StoreOptions{PartSize: cfg.ExportPartBytes}
 	if cfg.S3CAFile != "" {
 		ca, err := os.ReadFile(cfg.S3CAFile)
@@ -92,6 +129,9 @@ func addShipperStage(ctx context.Context, p *pipeline, cfg *config.Config, log *
 	}
 	if p.pool != nil {
 		opts.Archive = &shipper.PGArchive{Pool: p.pool}
+	}
+	if lim != nil {
+		opts.Pacer = lim
 	}
 	sh, err := shipper.New(opts, dests)
 	if err != nil {

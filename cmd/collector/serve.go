@@ -80,7 +80,11 @@ func runServe(ctx context.Context, c cli, args []string) error {
 	var stages []stage
 	database := func() string { return "not configured" }
 
-	p, err := buildPipeline(ctx, &cfg, log, logger, reg)
+	lim, err := newElastic(&cfg, log, collect.Requests, logger, reg)
+	if err != nil {
+		return err
+	}
+	p, err := buildPipeline(ctx, &cfg, log, lim, logger, reg)
 	if err != nil {
 		return err
 	}
