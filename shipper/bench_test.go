@@ -3,6 +3,8 @@ package shipper
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -463,4 +465,153 @@ func BenchmarkExportTwoDestinations(b *testing.B) {
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N)/float64(last), "cpu_µs/event")
 	b.ReportMetric(float64(len(l.Segments())), "segments")
 	b.ReportMetric(shared/objects, "shared/objects")
+}
+
+// memStore is an in-memory Store whose every Put takes rtt once its body is
+// read: a remote store's round trip, without versitygw's CPU on the
+// benchmark's cores.
+type memStore struct {
+	rtt  time.Duration
+	mu   sync.Mutex
+	objs map[string][]byte
+}
+
+func (s *memStore) Put(ctx context.Context, in PutInput) (PutResult, error) {
+	data, err := io.ReadAll(in.Body)
+	if err != nil {
+		return PutResult{}, err
+	}
+	time.Sleep(s.rtt)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.objs[in.Key]; ok {
+		return PutResult{}, fmt.Errorf("put %s: %w", in.Key, ErrExists)
+	}
+	s.objs[in.Key] = data
+	sum := sha256.Sum256(data)
+	return PutResult{Bytes: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}, nil
+}
+
+func (s *memStore) Head(ctx context.Context, key string) (ObjectInfo, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d, ok := s.objs[key]; ok {
+		return ObjectInfo{Bytes: int64(len(d))}, nil
+	}
+	return ObjectInfo{}, ErrNotFound
+}
+
+func (s *memStore) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d, ok := s.objs[key]; ok {
+		return io.NopCloser(bytes.NewReader(d)), nil
+	}
+	return nil, ErrNotFound
+}
+
+func (s *memStore) String() string { return "mem://" }
+
+// manySitesBenchWAL is benchWAL's traffic spread over sites sites with a
+// Zipf popularity (as the bench suite's load generator does): most
+// (site, hour) groups of a segment hold a few dozen events.
+func manySitesBenchWAL(b *testing.B, segBytes, totalBytes int64, sites int) *wal.Log {
+	l, err := wal.Open(context.Background(), wal.Options{Dir: b.TempDir(), Sync: wal.SyncNever, SegmentBytes: segBytes, MinFreeBytes: 1 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { l.Close() })
+	if _, err := l.RegisterConsumer("bench-pin"); err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(7, 8))
+	zipf := rand.NewZipf(rand.New(rand.NewPCG(1, 2)), 1.1, 1, uint64(sites-1))
+	recv := time.Date(2025, 6, 22, 10, 0, 0, 0, time.UTC)
+	for l.Stats().Bytes < totalBytes {
+		recs := make([][]byte, 0, 1000)
+		for k := 0; k < 1000; k++ {
+			recv = recv.Add(500 * time.Microsecond)
+			site := fmt.Sprintf("site-%d.example.com", zipf.Uint64())
+			path := fmt.Sprintf("/products/%s/%d", []string{"shoes", "shirts", "bags"}[rng.IntN(3)], rng.IntN(5000))
+			e := event.Event{
+				EventID:    fmt.Sprintf("%08x-%04x-7%03x-%04x-%012x", rng.Uint32(), rng.IntN(1<<16), rng.IntN(1<<12), 0x8000|rng.IntN(1<<14), rng.Uint64()&(1<<48-1)),
+				ReceivedAt: recv, NodeID: "node-1", EventType: benchTypes[rng.IntN(len(benchTypes))],
+				SessionID: fmt.Sprintf("sess_%x", rng.Uint64()>>20), VisitorID: fmt.Sprintf("vis_%06d", rng.IntN(20000)),
+				SiteID: site, Timestamp: recv.Add(-time.Duration(rng.IntN(2000)) * time.Millisecond),
+				URL: "https://" + site + path, Path: path, Referrer: benchRefs[rng.IntN(len(benchRefs))],
+				IPAddress: fmt.Sprintf("%d.%d.%d.%d", 1+rng.IntN(223), rng.IntN(256), rng.IntN(256), 1+rng.IntN(254)),
+				UserAgent: benchUAs[rng.IntN(len(benchUAs))],
+			}
+			e.Raw = []byte(fmt.Sprintf(`{"eventType":%q,"siteId":%q,"url":%q,"viewport":{"w":%d,"h":%d},"title":"Product %d"}`,
+				e.EventType, site, e.URL, 320+rng.IntN(2000), 480+rng.IntN(1000), rng.IntN(5000)))
+			recs = append(recs, event.AppendRecord(nil, &e))
+		}
+		if _, err := l.Append(context.Background(), recs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return l
+}
+
+// BenchmarkExportManySites exports 200 sites' traffic (4 MiB segments,
+// realtime, client and backup destinations, EXPORT_CONCURRENCY 2: scenario
+// 5's shape) into an in-memory store, with no round trip and with 30 ms
+// per PUT (a remote S3's), and one site in 16 MiB segments to one
+// destination for comparison. It reports events/s (each destination
+// exports every event), the process's cores and PUTs per export.
+func BenchmarkExportManySites(b *testing.B) {
+	for _, tc := range []struct {
+		name  string
+		seg   int64
+		sites int
+		dests []string
+		f     export.Format
+	}{
+		{"200sites_2dests_ndjson_zstd", 4 << 20, 200, []string{KindClient, KindBackup}, export.FormatNDJSON},
+		{"200sites_2dests_parquet", 4 << 20, 200, []string{KindClient, KindBackup}, export.FormatParquet},
+		{"1site_1dest_ndjson_zstd", 16 << 20, 1, []string{KindClient}, export.FormatNDJSON},
+	} {
+		l := manySitesBenchWAL(b, tc.seg, 24<<20, tc.sites)
+		last := l.LastIndex()
+		for _, rtt := range []time.Duration{0, 30 * time.Millisecond} {
+			b.Run(fmt.Sprintf("%s/rtt_%dms", tc.name, rtt.Milliseconds()), func(b *testing.B) {
+				var wall, cpu time.Duration
+				puts := 0
+				for i := 0; i < b.N; i++ {
+					st := &memStore{rtt: rtt, objs: map[string][]byte{}}
+					name := fmt.Sprintf("many%d", i)
+					var dests []Destination
+					for _, kind := range tc.dests {
+						dests = append(dests, Destination{Client: name, Kind: kind, Store: st, Prefix: name + "/" + kind, Formats: []export.Format{tc.f},
+							Compression: export.CompressionZstd, Schedule: realtimeSchedule{interval: time.Millisecond}, ScheduleName: "realtime"})
+					}
+					s, err := New(Options{Log: l, NodeID: "bench", StateDir: b.TempDir(), Concurrency: 2, PollInterval: time.Millisecond}, dests)
+					if err != nil {
+						b.Fatal(err)
+					}
+					c0, t0 := processCPU(), time.Now()
+					ctx, cancel := context.WithCancel(context.Background())
+					done := make(chan error, 1)
+					go func() { done <- s.Run(ctx) }()
+					for exported := false; !exported; {
+						time.Sleep(2 * time.Millisecond)
+						exported = true
+						for _, d := range s.Status().Destinations {
+							exported = exported && d.Position >= last
+						}
+					}
+					wall, cpu = wall+time.Since(t0), cpu+processCPU()-c0
+					cancel()
+					<-done
+					for _, d := range dests {
+						_ = l.UnregisterConsumer(d.Name())
+					}
+					puts += len(st.objs)
+				}
+				b.ReportMetric(float64(last)*float64(b.N)/wall.Seconds(), "events/s")
+				b.ReportMetric(cpu.Seconds()/wall.Seconds(), "cores")
+				b.ReportMetric(float64(puts)/float64(b.N), "puts/op")
+			})
+		}
+	}
 }
