@@ -25,25 +25,12 @@
 //
 // A unit is exported in two passes over its records: the first keeps only
 // each record's site and receive time (4 bytes per record) to count the
-// events and bytes of each (site, receive hour) and their time range; the
-// second streams each group into one object per format through an io.Pipe
-// into the store. In pass 2 one goroutine reads and prepares records (json
-// and ndjson event objects are transcoded straight from the WAL record's
-// bytes, export.RecordPreparer; csv and parquet get decoded events) while
-// another compresses. Small groups (at most 1 MiB of records each: with
-// many sites, most of a unit's groups) are not streamed one upload slot at
-// a time, each with a read of the unit and an upload round trip of its own:
-// a small wave (smallwave.go) copies the records of up to 5 MiB of them in
-// one read, then encodes their objects one after the other into memory and
-// uploads them, four at once per upload slot it holds, while it encodes the
-// next. The objects are the same bytes either way.
-//
-// A destination exports its units in order, one at a time, except that
-// once a unit's records are all read and encoded, the next unit is read
-// while the last uploads, the manifest and the position commit of the one
-// before finish: at most one unit finishes behind the one being read, and
-// units finish (and advance the position) in order. The lag gauges follow
-// the position as it moves.
+// events of each (site, receive hour) and their time range; the second
+// streams each group into one object per format through an io.Pipe into the
+// store. In pass 2 one goroutine reads and prepares records (json and
+// ndjson event objects are transcoded straight from the WAL record's bytes,
+// export.RecordPreparer; csv and parquet get decoded events) while another
+// compresses.
 //
 // Destinations exporting the same unit (a client's bucket and its share of
 // the backup) share work: pass 1 is done once per unit for every site
@@ -84,25 +71,17 @@
 //
 // # Memory and concurrency
 //
-// At most Concurrency upload slots are taken at once across all
-// destinations, each by one streamed object or by one small wave, from the
-// start of its encoding to the end of its uploads (a unit finishing behind
-// the next keeps its slots until then). A streamed object holds at most
-// about 3 × the part size (8 MiB default: the first part, buffered only as
-// far as the object needs and reused between uploads, plus the upload
-// manager's part pool of two), the encoder's buffers (64 KiB, plus the
-// compressor: zstd about 4 MiB with its 1 MiB window, gzip about 1 MiB;
-// parquet: its row group, 32 MiB by default) and pass 2's three batches of
-// 256 prepared records. A small wave holds its records (at most 5 MiB), its
-// encoded objects and its copies of other destinations' spooled ones (each
-// at most about as much; uploaded from memory, without a part buffer) and
-// one encoder: also within 3 × the part size + encoder, however many of its
-// objects upload at once (4 per slot). A unit being read adds 4 bytes per
-// record for its destination's pass 1 (a unit finishing behind it no
-// longer holds them), and the shared scans of the last 4 units 4 bytes per
-// record each. So the shipper's memory is bounded by Concurrency × (3 ×
-// PartSize + encoder) + (destinations + 4) × 4 B × records per segment,
-// whatever the segment size. The spool is on disk: at most the compressed
+// At most Concurrency objects upload at once across all destinations. One
+// object holds at most about 3 × the part size (8 MiB default: the
+// first part, buffered only as far as the object needs and reused between
+// uploads, plus the upload manager's part pool of two), the encoder's
+// buffers (64 KiB, plus the compressor: zstd about 4 MiB with its 1 MiB
+// window, gzip about 1 MiB; parquet: its row group, 32 MiB by default) and
+// pass 2's three batches of 256 prepared records. A unit being exported adds
+// 4 bytes per record for its destination's pass 1, and the shared scans of
+// the last 4 units 4 bytes per record each. So the shipper's memory is
+// bounded by Concurrency × (3 × PartSize + encoder) +
+// (destinations + 4) × 4 B × records per segment, whatever the segment size. The spool is on disk: at most the compressed
 // objects between the slowest and the fastest destination, never more than
 // 512 MiB (beyond that objects are encoded by each destination again).
 // Shipping reads the WAL, never writes it, and holds no lock ingest needs.

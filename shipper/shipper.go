@@ -84,9 +84,7 @@ type Options struct {
 	Log      Log    // required
 	NodeID   string // required: part of every key
 	StateDir string // required: plans, dead letters, audit log, manual runs
-	// Concurrency bounds concurrent uploads across all destinations
-	// (EXPORT_CONCURRENCY, 2): upload slots, each one streamed object or
-	// one small wave, which uploads up to 4 of its small objects at once.
+	// Concurrency bounds concurrent uploads across all destinations (EXPORT_CONCURRENCY, 2).
 	Concurrency int
 	// MaxAttempts before a unit is dead-lettered (EXPORT_MAX_ATTEMPTS, 8).
 	MaxAttempts int
@@ -281,7 +279,7 @@ func (s *Shipper) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); s.notify.run(ctx) }()
-	t := time.NewTicker(lagRefreshInterval)
+	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
 	for {
 		s.refreshLag()
@@ -435,22 +433,12 @@ func (s *Shipper) sweepSpool() {
 	})
 }
 
-// lagRefreshInterval is how often Run sets every destination's lag gauges
-// (a variable for tests).
-var lagRefreshInterval = 5 * time.Second
-
-// refreshLag sets every destination's lag gauges (every lagRefreshInterval,
-// and for one destination whenever it finishes a unit: refreshLagOf).
 func (s *Shipper) refreshLag() {
 	for _, r := range s.runners() {
-		s.refreshLagOf(r)
+		st := r.status()
+		s.metrics.lagEvents.WithLabelValues(r.name).Set(float64(st.LagEvents))
+		s.metrics.lagSeconds.WithLabelValues(r.name).Set(st.LagSeconds)
 	}
-}
-
-func (s *Shipper) refreshLagOf(r *destRunner) {
-	st := r.status()
-	s.metrics.lagEvents.WithLabelValues(r.name).Set(float64(st.LagEvents))
-	s.metrics.lagSeconds.WithLabelValues(r.name).Set(st.LagSeconds)
 }
 
 // backoff is capped exponential with jitter: a random wait in [d/2, d]

@@ -3,13 +3,9 @@ package shipper
 import "context"
 
 // uploadSlots bounds concurrent uploads across every destination
-// (EXPORT_CONCURRENCY): a slot is one streamed object, or one small wave
-// (up to smallUploadsPerSlot of its objects at once). A wave takes at
-// least one slot and as many more as are free, up to what it needs, and
-// while holding them waits only for its own uploads and for leaders that
-// already hold theirs (spool), never for another slot, so waves cannot
-// deadlock each other; a unit finishing behind the next one holds its
-// wave's slots until its uploads end, and waits for nothing else.
+// (EXPORT_CONCURRENCY). A wave takes at least one slot and as many more as
+// are free, up to what it needs, and never waits while holding slots, so
+// waves cannot deadlock each other.
 type uploadSlots struct{ ch chan struct{} }
 
 func newUploadSlots(n int) *uploadSlots {

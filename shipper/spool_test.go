@@ -16,22 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
-// TestClientAndBackupShareEncodedObjects runs with small waves (the
-// objects of this test's units are small) and with every object streamed.
 func TestClientAndBackupShareEncodedObjects(t *testing.T) {
-	defer func(v int64) { smallGroupBytes = v }(smallGroupBytes)
-	for _, mode := range []struct {
-		name  string
-		small int64
-	}{{"small waves", 1 << 20}, {"streamed", -1}} {
-		t.Run(mode.name, func(t *testing.T) {
-			smallGroupBytes = mode.small
-			testClientAndBackupShareEncodedObjects(t)
-		})
-	}
-}
-
-func testClientAndBackupShareEncodedObjects(t *testing.T) {
 	srv := s3test.Start(t, "client", "backup")
 	l := openTestWAL(t, t.TempDir(), 64<<10)
 	defer l.Close()

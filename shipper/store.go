@@ -1,7 +1,6 @@
 package shipper
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -36,20 +35,6 @@ type PutInput struct {
 	// keeps metadata; it identifies the unit so that an existing object can
 	// be recognised as this unit's after a crash.
 	Metadata map[string]string
-}
-
-// MemBody is a PutInput.Body already in memory: a store may send its bytes
-// as they are rather than read them into a buffer of its own.
-type MemBody struct {
-	bytes.Reader
-	data []byte
-}
-
-// NewMemBody reads data, which must not change until the Put returns.
-func NewMemBody(data []byte) *MemBody {
-	b := &MemBody{data: data}
-	b.Reset(data)
-	return b
 }
 
 // PutResult is what a successful Put stored.

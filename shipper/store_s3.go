@@ -143,18 +143,15 @@ func (s *S3Store) String() string {
 
 // Put implements Store. An object up to PartSize is buffered, hashed and
 // sent as one PutObject carrying its SHA-256 both as the checksum the store
-// verifies and as x-amz-meta-sha256 (a MemBody is sent from its own bytes,
-// not buffered again). A larger one streams through the upload manager as
-// a multipart upload with a CRC32C checksum per part (verified by the
-// store); its SHA-256 is computed on the way. Both are conditional
+// verifies and as x-amz-meta-sha256. A larger one streams through the upload
+// manager as a multipart upload with a CRC32C checksum per part (verified by
+// the store); its SHA-256 is computed on the way. Both are conditional
 // (If-None-Match: *), so an existing object is never replaced.
 func (s *S3Store) Put(ctx context.Context, in PutInput) (PutResult, error) {
-	if mb, isMem := in.Body.(*MemBody); isMem && int64(len(mb.data)) <= s.cfg.PartSize {
-		return s.putObject(ctx, in, mb.data)
-	}
 	bufp := s.getPartBuffer()
 	first, err := readFirstPart(in.Body, (*bufp)[:0], s.cfg.PartSize)
 	*bufp = first
+	n := len(first)
 	// The buffer is reused only after a successful upload: after an error
 	// the HTTP transport may still be reading a request body.
 	ok := false
@@ -163,17 +160,43 @@ func (s *S3Store) Put(ctx context.Context, in PutInput) (PutResult, error) {
 			s.putPartBuffer(bufp)
 		}
 	}()
+	meta := make(map[string]string, len(in.Metadata)+1)
+	for k, v := range in.Metadata {
+		meta[k] = v
+	}
+	var ifNoneMatch *string
+	if s.unconditional.Load() {
+		if _, herr := s.Head(ctx, in.Key); herr == nil {
+			return PutResult{}, fmt.Errorf("put s3://%s/%s: %w", s.cfg.Bucket, in.Key, ErrExists)
+		} else if !errors.Is(herr, ErrNotFound) {
+			return PutResult{}, herr
+		}
+	} else {
+		ifNoneMatch = aws.String("*")
+	}
 	if err == io.EOF || err == io.ErrUnexpectedEOF {
-		res, err := s.putObject(ctx, in, first)
-		ok = err == nil
-		return res, err
+		sum := sha256.Sum256(first)
+		meta["sha256"] = hex.EncodeToString(sum[:])
+		_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+			Bucket:            aws.String(s.cfg.Bucket),
+			Key:               aws.String(in.Key),
+			Body:              bytes.NewReader(first),
+			ContentLength:     aws.Int64(int64(n)),
+			ContentType:       nonEmpty(in.ContentType),
+			ContentEncoding:   nonEmpty(in.ContentEncoding),
+			Metadata:          meta,
+			ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
+			ChecksumSHA256:    aws.String(base64.StdEncoding.EncodeToString(sum[:])),
+			IfNoneMatch:       ifNoneMatch,
+		})
+		if err != nil {
+			return PutResult{}, s.wrap("put", in.Key, err)
+		}
+		ok = true
+		return PutResult{Bytes: int64(n), SHA256: hex.EncodeToString(sum[:])}, nil
 	}
 	if err != nil {
 		return PutResult{}, fmt.Errorf("read object %s: %w", in.Key, err)
-	}
-	meta, ifNoneMatch, err := s.putHeaders(ctx, in)
-	if err != nil {
-		return PutResult{}, err
 	}
 	h := sha256.New()
 	h.Write(first)
@@ -193,51 +216,7 @@ func (s *S3Store) Put(ctx context.Context, in PutInput) (PutResult, error) {
 		return PutResult{}, s.wrap("multipart upload", in.Key, err)
 	}
 	ok = true
-	return PutResult{Bytes: int64(len(first)) + rest.n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
-}
-
-// putHeaders is an upload's metadata and its condition (If-None-Match: *,
-// or a HEAD first where the store refuses conditional writes).
-func (s *S3Store) putHeaders(ctx context.Context, in PutInput) (map[string]string, *string, error) {
-	meta := make(map[string]string, len(in.Metadata)+1)
-	for k, v := range in.Metadata {
-		meta[k] = v
-	}
-	if !s.unconditional.Load() {
-		return meta, aws.String("*"), nil
-	}
-	if _, herr := s.Head(ctx, in.Key); herr == nil {
-		return nil, nil, fmt.Errorf("put s3://%s/%s: %w", s.cfg.Bucket, in.Key, ErrExists)
-	} else if !errors.Is(herr, ErrNotFound) {
-		return nil, nil, herr
-	}
-	return meta, nil, nil
-}
-
-// putObject sends a whole object held in memory as one PutObject.
-func (s *S3Store) putObject(ctx context.Context, in PutInput, data []byte) (PutResult, error) {
-	meta, ifNoneMatch, err := s.putHeaders(ctx, in)
-	if err != nil {
-		return PutResult{}, err
-	}
-	sum := sha256.Sum256(data)
-	meta["sha256"] = hex.EncodeToString(sum[:])
-	_, err = s.client.PutObject(ctx, &s3.PutObjectInput{
-		Bucket:            aws.String(s.cfg.Bucket),
-		Key:               aws.String(in.Key),
-		Body:              bytes.NewReader(data),
-		ContentLength:     aws.Int64(int64(len(data))),
-		ContentType:       nonEmpty(in.ContentType),
-		ContentEncoding:   nonEmpty(in.ContentEncoding),
-		Metadata:          meta,
-		ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
-		ChecksumSHA256:    aws.String(base64.StdEncoding.EncodeToString(sum[:])),
-		IfNoneMatch:       ifNoneMatch,
-	})
-	if err != nil {
-		return PutResult{}, s.wrap("put", in.Key, err)
-	}
-	return PutResult{Bytes: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}, nil
+	return PutResult{Bytes: int64(n) + rest.n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
 }
 
 func (s *S3Store) getPartBuffer() *[]byte {

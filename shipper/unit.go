@@ -2,6 +2,7 @@ package shipper
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -32,7 +33,6 @@ type group struct {
 	site        string
 	hour        time.Time
 	count       int
-	bytes       int64     // of its WAL records
 	first, last time.Time // receive-time range
 }
 
@@ -89,7 +89,6 @@ func scanGroups(ctx context.Context, log recordReader, first, last uint64, filte
 		}
 		g := groups[gi]
 		g.count++
-		g.bytes += int64(len(r.Data))
 		if recv.Before(g.first) {
 			g.first = recv
 		}
@@ -126,28 +125,6 @@ type objectSpec struct {
 // attempt are skipped; an object that exists but was not recorded (a crash
 // after the upload) is verified and taken as stored.
 func (j *unitJob) run(ctx context.Context, log recordReader) (unitResult, error) {
-	p, err := j.start(ctx, log)
-	if err != nil {
-		return p.res, err
-	}
-	return p.finish(ctx)
-}
-
-// finishingUnit is a unit whose records are all read and encoded: what is
-// left is the last wave's uploads and the manifest, which need neither the
-// WAL nor pass 1's index.
-type finishingUnit struct {
-	j     *unitJob
-	res   unitResult
-	last  *waveUploads // nil: no wave left running
-	slots int          // upload slots the last wave holds
-}
-
-// start is run up to the end of the last wave's encoding; finish does the
-// rest. The returned finishingUnit is never nil: after an error it holds
-// what was stored.
-func (j *unitJob) start(ctx context.Context, log recordReader) (*finishingUnit, error) {
-	p := &finishingUnit{j: j}
 	var groups []*group
 	var of []uint32
 	var err error
@@ -162,14 +139,14 @@ func (j *unitJob) start(ctx context.Context, log recordReader) (*finishingUnit, 
 		groups, of, err = scanGroups(ctx, log, j.u.First, j.u.Last, j.filter)
 	}
 	if err != nil {
-		return p, err
+		return unitResult{}, err
 	}
 	stored := map[string]export.ManifestEntry{}
 	for _, e := range j.u.Stored {
 		stored[e.Key] = e
 	}
 	var todo []objectSpec
-	res := &p.res
+	var res unitResult
 	for gi, g := range groups {
 		res.events += g.count
 		for _, f := range j.formats {
@@ -181,75 +158,23 @@ func (j *unitJob) start(ctx context.Context, log recordReader) (*finishingUnit, 
 			todo = append(todo, objectSpec{g: g, gi: uint32(gi), format: f, key: key})
 		}
 	}
-	// Small objects first, many to a wave (smallwave.go), then the others,
-	// one per upload slot.
-	small, todo := splitSmall(todo)
-	for len(small) > 0 {
-		k := smallWaveLen(small)
-		n := j.sem.acquireUpTo(ctx, (k+smallUploadsPerSlot-1)/smallUploadsPerSlot)
-		if n == 0 {
-			return p, ctx.Err()
-		}
-		wave := small[:k]
-		small = small[k:]
-		up, err := j.startSmallWave(ctx, log, wave, of, n)
-		if err != nil {
-			j.sem.release(n)
-			return p, err
-		}
-		if len(small) == 0 && len(todo) == 0 {
-			p.last, p.slots = up, n
-			return p, nil
-		}
-		if err := p.collect(up, n); err != nil {
-			return p, err
-		}
-	}
 	for len(todo) > 0 {
 		n := j.sem.acquireUpTo(ctx, len(todo))
 		if n == 0 {
-			return p, ctx.Err()
+			return res, ctx.Err()
 		}
 		wave := todo[:n]
 		todo = todo[n:]
-		up, err := j.startWave(ctx, log, wave, of)
+		entries, err := j.wave(ctx, log, wave, of)
+		j.sem.release(n)
+		for _, e := range entries {
+			res.entries = append(res.entries, e)
+			if j.onStored != nil {
+				j.onStored(e)
+			}
+		}
 		if err != nil {
-			j.sem.release(n)
-			return p, err
-		}
-		if len(todo) == 0 {
-			// The last wave uploads while the caller goes on (finish).
-			p.last, p.slots = up, n
-			break
-		}
-		if err := p.collect(up, n); err != nil {
-			return p, err
-		}
-	}
-	return p, nil
-}
-
-// collect waits for a wave's uploads, gives its slots back and records
-// what it stored.
-func (p *finishingUnit) collect(up *waveUploads, slots int) error {
-	entries, err := up.wait()
-	p.j.sem.release(slots)
-	for _, e := range entries {
-		p.res.entries = append(p.res.entries, e)
-		if p.j.onStored != nil {
-			p.j.onStored(e)
-		}
-	}
-	return err
-}
-
-// finish waits for the last wave's uploads, then writes the manifest.
-func (p *finishingUnit) finish(ctx context.Context) (unitResult, error) {
-	j, res := p.j, &p.res
-	if up := p.last; up != nil {
-		p.last = nil
-		if err := p.collect(up, p.slots); err != nil {
-			return *res, err
+			return res, err
 		}
 	}
 	sort.Slice(res.entries, func(a, b int) bool { return res.entries[a].Key < res.entries[b].Key })
@@ -258,11 +183,11 @@ func (p *finishingUnit) finish(ctx context.Context) (unitResult, error) {
 	}
 	if len(res.entries) == 0 {
 		// Nothing of this destination's in the range: no objects, no manifest.
-		return *res, nil
+		return res, nil
 	}
 	key, err := j.writeManifest(ctx, res.entries)
 	res.manifest = key
-	return *res, err
+	return res, err
 }
 
 // compFor is the compression an object of format f gets: parquet
@@ -314,19 +239,10 @@ type openObject struct {
 	spooled *spoolEntry
 	body    io.ReadCloser
 
-	done    chan struct{}
-	started bool // small waves: its upload runs (done will close)
-	result  PutResult
-	err     error
-	start   time.Time
-}
-
-func (j *unitJob) objectMeta(s objectSpec) export.Metadata {
-	return export.Metadata{
-		ExportID: j.exportID, ExportTime: j.u.PlannedAt, EventCount: s.g.count,
-		Start: s.g.first, End: s.g.last, Client: j.dest.Client, NodeID: j.node,
-		FirstIndex: j.u.First, LastIndex: j.u.Last,
-	}
+	done   chan struct{}
+	result PutResult
+	err    error
+	start  time.Time
 }
 
 func (j *unitJob) putInput(s objectSpec, body io.Reader) PutInput {
@@ -339,30 +255,14 @@ func (j *unitJob) putInput(s objectSpec, body io.Reader) PutInput {
 	}}
 }
 
-// waveUploads is a wave whose objects are all encoded (or, for those
-// another destination encoded, spooled): only their uploads are left.
-type waveUploads struct {
-	j      *unitJob
-	ctx    context.Context // the uploads'
-	cancel context.CancelFunc
-	all    []*openObject
-}
-
-// startWave is pass 2 for a set of objects: one read of the unit feeds
-// every object this destination encodes, each streaming through an io.Pipe
-// into its own upload (or, when other destinations want the same object,
-// into a spool file then uploaded); objects another destination is
-// encoding are uploaded from its spool file once it is complete. It
-// returns when every object's bytes are ready and its upload started; on
-// error no upload is left running.
-func (j *unitJob) startWave(ctx context.Context, log recordReader, specs []objectSpec, of []uint32) (*waveUploads, error) {
+// wave is pass 2 for a set of objects: one read of the unit feeds every
+// object this destination encodes, each streaming through an io.Pipe into
+// its own upload (or, when other destinations want the same object, into a
+// spool file then uploaded); objects another destination is encoding are
+// uploaded from its spool file.
+func (j *unitJob) wave(ctx context.Context, log recordReader, specs []objectSpec, of []uint32) ([]export.ManifestEntry, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	ok := false
-	defer func() {
-		if !ok {
-			cancel()
-		}
-	}()
+	defer cancel()
 	var all, encode, follow []*openObject
 	for _, s := range specs {
 		o := &openObject{spec: s, done: make(chan struct{}), start: time.Now()}
@@ -423,17 +323,9 @@ func (j *unitJob) startWave(ctx context.Context, log recordReader, specs []objec
 			go j.uploadSpooled(ctx, o)
 		}
 	}
-	ok = true
-	return &waveUploads{j: j, ctx: ctx, cancel: cancel, all: all}, nil
-}
-
-// wait waits for every upload of the wave and returns what was stored.
-func (w *waveUploads) wait() ([]export.ManifestEntry, error) {
-	j, ctx := w.j, w.ctx
-	defer w.cancel()
 	var entries []export.ManifestEntry
 	var firstErr error
-	for _, o := range w.all {
+	for _, o := range all {
 		<-o.done
 		res, err := o.result, o.err
 		if errors.Is(err, ErrExists) {
@@ -500,11 +392,6 @@ func (j *unitJob) encode(ctx context.Context, log recordReader, objs []*openObje
 			if o.pw != nil {
 				o.pw.CloseWithError(err)
 			}
-		}
-		for _, o := range opened {
-			if o.w != nil {
-				o.w.Abort() // its compressor back to the pool
-			}
 			if o.sw != nil {
 				o.sw.close()
 				j.share.spool.finish(o.lead, 0, "", err)
@@ -522,7 +409,11 @@ func (j *unitJob) encode(ctx context.Context, log recordReader, objs []*openObje
 	}
 	for _, o := range objs {
 		s := o.spec
-		meta := j.objectMeta(s)
+		meta := export.Metadata{
+			ExportID: j.exportID, ExportTime: j.u.PlannedAt, EventCount: s.g.count,
+			Start: s.g.first, End: s.g.last, Client: j.dest.Client, NodeID: j.node,
+			FirstIndex: j.u.First, LastIndex: j.u.Last,
+		}
 		var sink io.Writer
 		if o.lead != nil {
 			sw, err := createSpoolFile(o.lead)
@@ -770,7 +661,7 @@ func (j *unitJob) writeManifest(ctx context.Context, entries []export.ManifestEn
 		return "", err
 	}
 	key := export.ManifestKey(j.prefix, j.node, j.u.First, j.u.Last)
-	_, err = j.dest.Store.Put(ctx, PutInput{Key: key, Body: NewMemBody(data), ContentType: "application/json",
+	_, err = j.dest.Store.Put(ctx, PutInput{Key: key, Body: bytes.NewReader(data), ContentType: "application/json",
 		Metadata: map[string]string{"export-id": j.exportID, "first-index": strconv.FormatUint(j.u.First, 10),
 			"last-index": strconv.FormatUint(j.u.Last, 10), "events": "-1"}})
 	if errors.Is(err, ErrExists) {

@@ -252,25 +252,6 @@ func (w *Writer) Close() error {
 	return nil
 }
 
-// ErrAborted is what a Writer returns after Abort.
-var ErrAborted = errors.New("export writer aborted")
-
-// Abort gives the object up without finishing it: nothing more is written
-// to the underlying io.Writer, the compressor goes back to its pool (an
-// abandoned zstd encoder would otherwise be garbage: 4 MiB to allocate and
-// zero again), and every later call returns ErrAborted or the error that
-// came first. Abort after Close does nothing.
-func (w *Writer) Abort() {
-	if w.closed {
-		return
-	}
-	w.closed = true
-	if w.err == nil {
-		w.err = ErrAborted
-	}
-	w.releaseCompressor()
-}
-
 func (w *Writer) fail(err error) error {
 	w.err = err
 	return err
