@@ -35,18 +35,27 @@ func benchWAL(b *testing.B, segBytes int64, totalBytes int64) (*wal.Log, map[uin
 }
 
 // benchWALCache is benchWAL with the WAL's segment cache size (0: default).
-func benchWALCache(b *testing.B, segBytes int64, totalBytes int64, cache int) (*wal.Log, map[uint64]event.Event) {
-	// want stays empty: benchmarks check throughput, tests check content.
+// openPinnedBenchWAL opens a WAL in a temporary directory with fsync off
+// and a consumer that keeps every segment, for repeated exports by fresh
+// destinations; it is closed when the benchmark ends.
+func openPinnedBenchWAL(b *testing.B, opts wal.Options) *wal.Log {
 	b.Helper()
-	l, err := wal.Open(context.Background(), wal.Options{Dir: b.TempDir(), Sync: wal.SyncNever, SegmentBytes: segBytes,
-		MinFreeBytes: 1 << 20, SegmentCacheSize: cache})
+	opts.Dir, opts.Sync, opts.MinFreeBytes = b.TempDir(), wal.SyncNever, 1<<20
+	l, err := wal.Open(context.Background(), opts)
 	if err != nil {
 		b.Fatal(err)
 	}
-	// Keeps every segment for repeated exports by fresh destinations.
+	b.Cleanup(func() { l.Close() })
 	if _, err := l.RegisterConsumer("bench-pin"); err != nil {
 		b.Fatal(err)
 	}
+	return l
+}
+
+func benchWALCache(b *testing.B, segBytes int64, totalBytes int64, cache int) (*wal.Log, map[uint64]event.Event) {
+	// want stays empty: benchmarks check throughput, tests check content.
+	b.Helper()
+	l := openPinnedBenchWAL(b, wal.Options{SegmentBytes: segBytes, SegmentCacheSize: cache})
 	want := map[uint64]event.Event{}
 	rng := rand.New(rand.NewPCG(7, 8))
 	base := time.Date(2025, 6, 22, 10, 0, 0, 0, time.UTC)
@@ -66,7 +75,6 @@ func benchWALCache(b *testing.B, segBytes int64, totalBytes int64, cache int) (*
 			break
 		}
 	}
-	b.Cleanup(func() { l.Close() })
 	return l, want
 }
 
@@ -403,15 +411,7 @@ func BenchmarkExportTwoDestinations(b *testing.B) {
 	client, backup := benchStore(b, srv), benchStore(b, srv)
 	client.cfg.Bucket, backup.cfg.Bucket = "client", "backup"
 	reg := prometheus.NewRegistry()
-	l, err := wal.Open(context.Background(), wal.Options{Dir: b.TempDir(), Sync: wal.SyncNever, SegmentBytes: 4 << 20,
-		MinFreeBytes: 1 << 20, Registerer: reg})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { l.Close() })
-	if _, err := l.RegisterConsumer("bench-pin"); err != nil {
-		b.Fatal(err)
-	}
+	l := openPinnedBenchWAL(b, wal.Options{SegmentBytes: 4 << 20, Registerer: reg})
 	rng := rand.New(rand.NewPCG(7, 8))
 	base := time.Date(2025, 6, 22, 10, 0, 0, 0, time.UTC)
 	for l.Stats().Bytes < 48<<20 {
@@ -516,14 +516,7 @@ func (s *memStore) String() string { return "mem://" }
 // Zipf popularity (as the bench suite's load generator does): most
 // (site, hour) groups of a segment hold a few dozen events.
 func manySitesBenchWAL(b *testing.B, segBytes, totalBytes int64, sites int) *wal.Log {
-	l, err := wal.Open(context.Background(), wal.Options{Dir: b.TempDir(), Sync: wal.SyncNever, SegmentBytes: segBytes, MinFreeBytes: 1 << 20})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { l.Close() })
-	if _, err := l.RegisterConsumer("bench-pin"); err != nil {
-		b.Fatal(err)
-	}
+	l := openPinnedBenchWAL(b, wal.Options{SegmentBytes: segBytes})
 	rng := rand.New(rand.NewPCG(7, 8))
 	zipf := rand.NewZipf(rand.New(rand.NewPCG(1, 2)), 1.1, 1, uint64(sites-1))
 	recv := time.Date(2025, 6, 22, 10, 0, 0, 0, time.UTC)
