@@ -26,24 +26,7 @@ func (e *jsonSyntaxError) Error() string {
 
 func syntaxErr(offset int, msg string) error { return &jsonSyntaxError{offset: offset, msg: msg} }
 
-// canonicalJSON validates src as one JSON value (RFC 8259, strictly) and
-// appends a canonical copy to dst:
-//   - insignificant whitespace removed, so a record stays on one line;
-//   - strings re-encoded minimally (only '"', '\\' and control characters
-//     escaped, plus U+2028/U+2029 for JavaScript readers), which also makes
-//     key comparison on the bytes exact;
-//   - things PostgreSQL jsonb refuses repaired instead of refused, because a
-//     browser cannot fix them: invalid UTF-8 and lone UTF-16 surrogate escapes
-//     become U+FFFD, and NUL (\u0000) is dropped.
-//
-// Numbers are kept exactly as sent. It runs in one pass without recursion
-// and allocates nothing unless dst must grow or src is malformed.
-func canonicalJSON(dst, src []byte) ([]byte, error) {
-	dst, _, err := canonicalJSONSpans(dst, nil, src, false)
-	return dst, err
-}
-
-// valueSpan is where a value near the top of canonicalJSON's output sits:
+// valueSpan is where a value near the top of canonicalJSONSpans' output sits:
 // level 1 is a member or element of the top-level value, level 2 one inside
 // those, and so on up to maxSpanLevel. key is the member's key literal,
 // quotes included, when the enclosing value is an object (else zero).
@@ -56,9 +39,22 @@ type valueSpan struct {
 // maxSpanLevel is as deep as an event's members sit: {"events": [{...}]}.
 const maxSpanLevel = 3
 
-// canonicalJSONSpans is canonicalJSON that also appends to spans, in order,
-// the place of every value of level 1 to maxSpanLevel, so that finding a
-// batch's events and each event's members needs no second walk.
+// canonicalJSONSpans validates src as one JSON value (RFC 8259, strictly) and
+// appends a canonical copy to dst:
+//   - insignificant whitespace removed, so a record stays on one line;
+//   - strings re-encoded minimally (only '"', '\\' and control characters
+//     escaped, plus U+2028/U+2029 for JavaScript readers), which also makes
+//     key comparison on the bytes exact;
+//   - things PostgreSQL jsonb refuses repaired instead of refused, because a
+//     browser cannot fix them: invalid UTF-8 and lone UTF-16 surrogate escapes
+//     become U+FFFD, and NUL (\u0000) is dropped.
+//
+// Numbers are kept exactly as sent. It runs in one pass without recursion
+// and allocates nothing unless dst must grow or src is malformed.
+//
+// With record set it also appends to spans, in order, the place of every
+// value of level 1 to maxSpanLevel, so that finding a batch's events and
+// each event's members needs no second walk.
 func canonicalJSONSpans(dst []byte, spans []valueSpan, src []byte, record bool) ([]byte, []valueSpan, error) {
 	var open [maxSpanLevel + 1]int // spans index of the open container at each level
 	var key span                   // the key of the member whose value comes next
@@ -386,7 +382,7 @@ const hexDigits = "0123456789abcdef"
 func appendCanonicalRune(dst []byte, r rune) []byte {
 	switch {
 	case r == 0:
-		return dst // jsonb cannot hold NUL; see canonicalJSON
+		return dst // jsonb cannot hold NUL; see canonicalJSONSpans
 	case r == '"' || r == '\\':
 		return append(dst, '\\', byte(r))
 	case r == '\n':
@@ -433,7 +429,7 @@ func appendCanonicalText(dst, s []byte) []byte {
 	return append(dst, '"')
 }
 
-// The helpers below walk canonical JSON (canonicalJSON output): compact and
+// The helpers below walk canonical JSON (canonicalJSONSpans output): compact and
 // known to be valid, so they only need to find boundaries.
 
 // skipString returns the index after the string starting at b[i].

@@ -12,6 +12,12 @@ import (
 	"github.com/evothesis/collector/event"
 )
 
+// canonicalJSON is canonicalJSONSpans without the spans.
+func canonicalJSON(dst, src []byte) ([]byte, error) {
+	dst, _, err := canonicalJSONSpans(dst, nil, src, false)
+	return dst, err
+}
+
 func TestCanonicalJSON(t *testing.T) {
 	cases := []struct {
 		name, in, want string // want "" means: refused

@@ -270,7 +270,7 @@ func (st *reqState) textField(obj []byte, v span, name string) (string, fieldErr
 // stringValue decodes the canonical JSON string literal lit. Most strings
 // hold no escape and are returned in place; the others are decoded into
 // st.scratch. Canonical strings escape only '"', '\\', control characters
-// and U+2028/U+2029, and never hold a surrogate escape (canonicalJSON
+// and U+2028/U+2029, and never hold a surrogate escape (canonicalJSONSpans
 // decodes pairs and replaces lone halves).
 func (st *reqState) stringValue(lit []byte) string {
 	inner := lit[1 : len(lit)-1]
