@@ -39,7 +39,11 @@ type destRunner struct {
 	lastPlan            time.Time
 	counted             uint64 // WAL index up to which pending events were counted
 	pendingMatched      int    // this destination's events in (planned end, counted]
-	running             string // id of the unit being exported
+	running             string // id of the unit being exported (the latest started)
+	// finishing is closed when the unit exported before the one being
+	// encoded is finished (uploads, manifest, position); nil when none is.
+	// Only the loop's goroutine touches it.
+	finishing chan struct{}
 
 	wake   chan struct{}
 	cancel context.CancelFunc
@@ -143,6 +147,7 @@ func (r *destRunner) retry(ids map[string]bool) []string {
 }
 
 func (r *destRunner) loop(ctx context.Context) {
+	defer r.waitFinishing()
 	for ctx.Err() == nil {
 		now := r.s.now()
 		r.mu.Lock()
@@ -162,12 +167,9 @@ func (r *destRunner) loop(ctx context.Context) {
 		u := r.nextUnit()
 		wait := r.nextWake(now)
 		if u != nil && !now.Before(r.nextAttempt) {
-			r.running = u.ID
+			r.running, u.exporting = u.ID, true
 			r.mu.Unlock()
 			r.export(ctx, u)
-			r.mu.Lock()
-			r.running = ""
-			r.mu.Unlock()
 			continue
 		}
 		if u != nil && r.nextAttempt.Sub(now) < wait {
@@ -184,15 +186,25 @@ func (r *destRunner) loop(ctx context.Context) {
 	}
 }
 
-// nextUnit is the first unit still to export; dead-lettered ones are
-// passed over (later units still export, but the position stops at them).
+// nextUnit is the first unit still to export and not being exported;
+// dead-lettered ones are passed over (later units still export, but the
+// position stops at them).
 func (r *destRunner) nextUnit() *unit {
 	for _, u := range r.st.Units {
-		if u.Status == unitPending {
+		if u.Status == unitPending && !u.exporting {
 			return u
 		}
 	}
 	return nil
+}
+
+// waitFinishing waits until the unit finishing behind the one being encoded
+// is finished.
+func (r *destRunner) waitFinishing() {
+	if r.finishing != nil {
+		<-r.finishing
+		r.finishing = nil
+	}
 }
 
 // nextWake is how long to sleep before planning again.
@@ -348,7 +360,12 @@ func cutUnits(segs []wal.Segment, from, to uint64, maxEvents int) [][2]uint64 {
 	return out
 }
 
-// export runs one unit and records the outcome.
+// export runs one unit and records the outcome. It returns once the unit's
+// records are all encoded: its last uploads, its manifest and the position
+// finish in the background while the next unit is read and encoded, so a
+// backlog does not wait on the store's and the disk's round trips between
+// units. At most one unit finishes behind the one being encoded (its
+// uploads still hold their upload slots), and units finish in order.
 func (r *destRunner) export(ctx context.Context, u *unit) {
 	r.mu.Lock()
 	spec := r.spec
@@ -376,11 +393,31 @@ func (r *destRunner) export(ctx context.Context, u *unit) {
 			r.mu.Unlock()
 		},
 	}
-	res, err := job.run(ctx, r.s.src)
-	defer r.s.sweepSpool()
-	if err != nil && ctx.Err() != nil {
-		return // stopping: not an attempt
+	p, err := job.start(ctx, r.s.src)
+	// The unit before this one finishes first.
+	r.waitFinishing()
+	if err != nil {
+		r.finished(ctx, u, &spec, p.res, err, start)
+		return
 	}
+	done := make(chan struct{})
+	r.finishing = done
+	go func() {
+		defer close(done)
+		res, err := p.finish(ctx)
+		r.finished(ctx, u, &spec, res, err, start)
+		// The loop may be asleep: a failed unit is due again after its
+		// backoff, and nothing else would wake it.
+		r.poke()
+	}()
+}
+
+// finished records the outcome of a unit's export.
+func (r *destRunner) finished(ctx context.Context, u *unit, spec *Destination, res unitResult, err error, start time.Time) {
+	defer r.s.sweepSpool()
+	// The gauges follow the position at once rather than at the next
+	// periodic refresh: lag 0 is what says a backlog is drained.
+	defer r.s.refreshLagOf(r)
 	entry := auditEntry{
 		Kind: "export", Destination: r.name, Client: spec.Client, Store: spec.Store.String(), Unit: u.ID,
 		FirstIndex: u.First, LastIndex: u.Last, Objects: len(res.entries), Events: res.events, Bytes: res.bytes,
@@ -388,6 +425,15 @@ func (r *destRunner) export(ctx context.Context, u *unit) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	// Under the same lock as the outcome: the loop must not take the unit
+	// again before its status says whether it is due.
+	u.exporting = false
+	if r.running == u.ID {
+		r.running = ""
+	}
+	if err != nil && ctx.Err() != nil {
+		return // stopping: not an attempt
+	}
 	now := r.s.now()
 	if err == nil {
 		u.Status, u.Events, u.LastError = unitDone, res.events, ""
@@ -409,7 +455,14 @@ func (r *destRunner) export(ctx context.Context, u *unit) {
 	r.s.log.ReportConsumerError(r.name, errors.New(r.lastError))
 	entry.Result, entry.Error = "failed", r.lastError
 	var denied *DeniedError
-	if errors.As(err, &denied) {
+	if errors.As(err, &denied) && r.paused != "" {
+		// The unit encoded while the one before was refused: already paused.
+		entry.Result = "paused"
+		r.s.audit.write(entry)
+		_ = saveState(r.s.opts.StateDir, r.st)
+		return
+	}
+	if denied != nil {
 		r.paused, r.pausedAt = denied.Reason+": "+r.lastError, now
 		r.s.metrics.failures.WithLabelValues(r.name, "denied").Inc()
 		entry.Result = "paused"

@@ -30,7 +30,13 @@
 // store. In pass 2 one goroutine reads and prepares records (json and
 // ndjson event objects are transcoded straight from the WAL record's bytes,
 // export.RecordPreparer; csv and parquet get decoded events) while another
-// compresses.
+// compresses. Once a unit's records are all encoded, the destination reads
+// and encodes its next unit while the last uploads, the manifest and the
+// position commit of the one before finish behind it: at most one unit
+// behind, finished in order, its uploads still holding their upload slots
+// (so the bounds below hold), and an object smaller than a part, sent in
+// one PutObject after its last byte is encoded, no longer stalls the next
+// unit.
 //
 // Destinations exporting the same unit (a client's bucket and its share of
 // the backup) share work: pass 1 is done once per unit for every site

@@ -144,6 +144,17 @@ func TestDeniedDestinationPausesAndNotifiesWhileOthersContinue(t *testing.T) {
 	if !strings.Contains(logs.String(), "paused") || !strings.Contains(string(audit), `"result":"paused"`) {
 		t.Errorf("pause not logged/audited:\n%s", audit)
 	}
+	// One pause, one notification: the unit encoded while the one before
+	// it was refused finds the destination paused already.
+	paused := 0
+	for _, n := range hook.events() {
+		if n.Event == "export.paused" {
+			paused++
+		}
+	}
+	if paused != 1 {
+		t.Errorf("%d export.paused notifications, want 1", paused)
+	}
 }
 
 func TestDeadLetteredUnitBlocksPositionUntilRetried(t *testing.T) {

@@ -94,6 +94,9 @@ type Options struct {
 	// PollInterval is how often a real-time or threshold destination looks
 	// at the WAL tail (1s).
 	PollInterval time.Duration
+	// LagInterval is how often every destination's lag gauges are set
+	// (5 s); a destination's are also set whenever it finishes a unit.
+	LagInterval time.Duration
 	// Archive serves manual runs for ranges the WAL no longer holds (nil: none).
 	Archive Archive
 	// HTTPClient sends webhook notifications (default: 10s timeout).
@@ -171,6 +174,9 @@ func New(opts Options, dests []Destination) (*Shipper, error) {
 	}
 	if opts.RetryMax <= 0 {
 		opts.RetryMax = 5 * time.Minute
+	}
+	if opts.LagInterval <= 0 {
+		opts.LagInterval = 5 * time.Second
 	}
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = time.Second
@@ -279,7 +285,7 @@ func (s *Shipper) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); s.notify.run(ctx) }()
-	t := time.NewTicker(5 * time.Second)
+	t := time.NewTicker(s.opts.LagInterval)
 	defer t.Stop()
 	for {
 		s.refreshLag()
@@ -433,12 +439,18 @@ func (s *Shipper) sweepSpool() {
 	})
 }
 
+// refreshLag sets every destination's lag gauges (every LagInterval, and
+// for one destination whenever it finishes a unit: refreshLagOf).
 func (s *Shipper) refreshLag() {
 	for _, r := range s.runners() {
-		st := r.status()
-		s.metrics.lagEvents.WithLabelValues(r.name).Set(float64(st.LagEvents))
-		s.metrics.lagSeconds.WithLabelValues(r.name).Set(st.LagSeconds)
+		s.refreshLagOf(r)
 	}
+}
+
+func (s *Shipper) refreshLagOf(r *destRunner) {
+	st := r.status()
+	s.metrics.lagEvents.WithLabelValues(r.name).Set(float64(st.LagEvents))
+	s.metrics.lagSeconds.WithLabelValues(r.name).Set(st.LagSeconds)
 }
 
 // backoff is capped exponential with jitter: a random wait in [d/2, d]

@@ -35,6 +35,8 @@ type unit struct {
 	DeadAt      time.Time              `json:"dead_lettered_at,omitzero"`
 	Stored      []export.ManifestEntry `json:"stored,omitempty"` // objects already durable (skipped on retry)
 	Events      int                    `json:"events"`
+
+	exporting bool // being exported (destRunner.mu)
 }
 
 // destState is what a destination keeps in the shipper state directory.

@@ -125,6 +125,28 @@ type objectSpec struct {
 // attempt are skipped; an object that exists but was not recorded (a crash
 // after the upload) is verified and taken as stored.
 func (j *unitJob) run(ctx context.Context, log recordReader) (unitResult, error) {
+	p, err := j.start(ctx, log)
+	if err != nil {
+		return p.res, err
+	}
+	return p.finish(ctx)
+}
+
+// finishingUnit is a unit whose records are all read and encoded: what is
+// left is the last wave's uploads and the manifest, which need neither the
+// WAL nor pass 1's index.
+type finishingUnit struct {
+	j     *unitJob
+	res   unitResult
+	last  *waveUploads // nil: no wave left running
+	slots int          // upload slots the last wave holds
+}
+
+// start runs the unit up to the end of its last wave's encoding; finish
+// does the rest. The finishingUnit is never nil: after an error it holds
+// what was stored.
+func (j *unitJob) start(ctx context.Context, log recordReader) (*finishingUnit, error) {
+	p := &finishingUnit{j: j}
 	var groups []*group
 	var of []uint32
 	var err error
@@ -139,14 +161,14 @@ func (j *unitJob) run(ctx context.Context, log recordReader) (unitResult, error)
 		groups, of, err = scanGroups(ctx, log, j.u.First, j.u.Last, j.filter)
 	}
 	if err != nil {
-		return unitResult{}, err
+		return p, err
 	}
 	stored := map[string]export.ManifestEntry{}
 	for _, e := range j.u.Stored {
 		stored[e.Key] = e
 	}
 	var todo []objectSpec
-	var res unitResult
+	res := &p.res
 	for gi, g := range groups {
 		res.events += g.count
 		for _, f := range j.formats {
@@ -161,20 +183,48 @@ func (j *unitJob) run(ctx context.Context, log recordReader) (unitResult, error)
 	for len(todo) > 0 {
 		n := j.sem.acquireUpTo(ctx, len(todo))
 		if n == 0 {
-			return res, ctx.Err()
+			return p, ctx.Err()
 		}
 		wave := todo[:n]
 		todo = todo[n:]
-		entries, err := j.wave(ctx, log, wave, of)
-		j.sem.release(n)
-		for _, e := range entries {
-			res.entries = append(res.entries, e)
-			if j.onStored != nil {
-				j.onStored(e)
-			}
-		}
+		up, err := j.startWave(ctx, log, wave, of)
 		if err != nil {
-			return res, err
+			j.sem.release(n)
+			return p, err
+		}
+		if len(todo) == 0 {
+			// The last wave uploads while the caller goes on (finish).
+			p.last, p.slots = up, n
+			break
+		}
+		if err := p.collect(up, n); err != nil {
+			return p, err
+		}
+	}
+	return p, nil
+}
+
+// collect waits for a wave's uploads, gives its slots back and records
+// what it stored.
+func (p *finishingUnit) collect(up *waveUploads, slots int) error {
+	entries, err := up.wait()
+	p.j.sem.release(slots)
+	for _, e := range entries {
+		p.res.entries = append(p.res.entries, e)
+		if p.j.onStored != nil {
+			p.j.onStored(e)
+		}
+	}
+	return err
+}
+
+// finish waits for the last wave's uploads, then writes the manifest.
+func (p *finishingUnit) finish(ctx context.Context) (unitResult, error) {
+	j, res := p.j, &p.res
+	if up := p.last; up != nil {
+		p.last = nil
+		if err := p.collect(up, p.slots); err != nil {
+			return *res, err
 		}
 	}
 	sort.Slice(res.entries, func(a, b int) bool { return res.entries[a].Key < res.entries[b].Key })
@@ -183,11 +233,11 @@ func (j *unitJob) run(ctx context.Context, log recordReader) (unitResult, error)
 	}
 	if len(res.entries) == 0 {
 		// Nothing of this destination's in the range: no objects, no manifest.
-		return res, nil
+		return *res, nil
 	}
 	key, err := j.writeManifest(ctx, res.entries)
 	res.manifest = key
-	return res, err
+	return *res, err
 }
 
 // compFor is the compression an object of format f gets: parquet
@@ -255,14 +305,30 @@ func (j *unitJob) putInput(s objectSpec, body io.Reader) PutInput {
 	}}
 }
 
-// wave is pass 2 for a set of objects: one read of the unit feeds every
-// object this destination encodes, each streaming through an io.Pipe into
-// its own upload (or, when other destinations want the same object, into a
-// spool file then uploaded); objects another destination is encoding are
-// uploaded from its spool file.
-func (j *unitJob) wave(ctx context.Context, log recordReader, specs []objectSpec, of []uint32) ([]export.ManifestEntry, error) {
+// waveUploads is a wave whose objects are all encoded (or, for those
+// another destination encoded, spooled): only their uploads are left.
+type waveUploads struct {
+	j      *unitJob
+	ctx    context.Context // the uploads'
+	cancel context.CancelFunc
+	all    []*openObject
+}
+
+// startWave is pass 2 for a set of objects: one read of the unit feeds
+// every object this destination encodes, each streaming through an io.Pipe
+// into its own upload (or, when other destinations want the same object,
+// into a spool file then uploaded); objects another destination is
+// encoding are uploaded from its spool file once it is complete. It
+// returns when every object's bytes are ready and its upload started; on
+// error no upload is left running.
+func (j *unitJob) startWave(ctx context.Context, log recordReader, specs []objectSpec, of []uint32) (*waveUploads, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	ok := false
+	defer func() {
+		if !ok {
+			cancel()
+		}
+	}()
 	var all, encode, follow []*openObject
 	for _, s := range specs {
 		o := &openObject{spec: s, done: make(chan struct{}), start: time.Now()}
@@ -323,9 +389,17 @@ func (j *unitJob) wave(ctx context.Context, log recordReader, specs []objectSpec
 			go j.uploadSpooled(ctx, o)
 		}
 	}
+	ok = true
+	return &waveUploads{j: j, ctx: ctx, cancel: cancel, all: all}, nil
+}
+
+// wait waits for every upload of the wave and returns what was stored.
+func (w *waveUploads) wait() ([]export.ManifestEntry, error) {
+	j, ctx := w.j, w.ctx
+	defer w.cancel()
 	var entries []export.ManifestEntry
 	var firstErr error
-	for _, o := range all {
+	for _, o := range w.all {
 		<-o.done
 		res, err := o.result, o.err
 		if errors.Is(err, ErrExists) {
