@@ -64,13 +64,16 @@ func benchWALCache(b *testing.B, segBytes int64, totalBytes int64, cache int) (*
 		appendRealistic(b, l, 5000, base, 500*time.Microsecond, rng)
 		base = base.Add(5000 * 500 * time.Microsecond)
 	}
-	// Roll the tail so every record is in a sealed segment.
+	// Roll the tail so every record is in a sealed segment: more of the
+	// same traffic, a little at a time, until a new segment begins (small
+	// filler events would make up a third of the bytes exported).
 	for {
 		segs := l.Segments()
 		if tail := segs[len(segs)-1]; tail.LastIndex < tail.FirstIndex {
 			break
 		}
-		appendEvents(b, l, 200, []string{"tail.example.com"}, base, map[uint64]event.Event{})
+		appendRealistic(b, l, 200, base, 500*time.Microsecond, rng)
+		base = base.Add(200 * 500 * time.Microsecond)
 		if l.Stats().Bytes > totalBytes+2*segBytes {
 			break
 		}

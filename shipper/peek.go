@@ -17,6 +17,9 @@ import (
 // writer, an escaped site id — falls back to a full JSON parse.
 type recordPeeker struct {
 	p fastjson.Parser
+	// site is the last site returned: runs of one site's events need no
+	// new string each.
+	site string
 }
 
 var (
@@ -39,7 +42,10 @@ func (rp *recordPeeker) peek(data []byte) (site string, received time.Time, ok b
 					} else if v := head[s+len(siteKey):]; len(v) > 0 && v[len(v)-1] == '"' {
 						v = v[:len(v)-1]
 						if bytes.IndexByte(v, '\\') < 0 && bytes.IndexByte(v, '"') < 0 {
-							return string(v), t, true
+							if string(v) != rp.site {
+								rp.site = string(v)
+							}
+							return rp.site, t, true
 						}
 					}
 				}

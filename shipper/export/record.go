@@ -191,6 +191,34 @@ func ParseRecordTime(b []byte) (time.Time, bool) {
 	return time.Date(f[0], time.Month(f[1]), f[2], f[3], f[4], f[5], f[6]*1000, time.UTC), true
 }
 
+// isCanonicalRecordTime reports whether b starts with a time in
+// ParseRecordTime's layout (the closing quote included) that event.AppendTime
+// writes back byte for byte: a real calendar date and clock time, no leap
+// second. The transcoder copies such times instead of parsing and
+// formatting them; ParseRecordTime also takes ones time.Date normalizes
+// (February 30th), and those the transcoder leaves to the decoder.
+func isCanonicalRecordTime(b []byte) bool {
+	if len(b) < 28 || b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' || b[16] != ':' || b[19] != '.' || b[26] != 'Z' || b[27] != '"' {
+		return false
+	}
+	for _, i := range [...]int{0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 22, 23, 24, 25} {
+		if b[i] < '0' || b[i] > '9' {
+			return false
+		}
+	}
+	two := func(i int) int { return int(b[i]-'0')*10 + int(b[i+1]-'0') }
+	year := int(b[0]-'0')*1000 + int(b[1]-'0')*100 + two(2)
+	month, day := two(5), two(8)
+	if month < 1 || month > 12 || day < 1 || two(11) > 23 || two(14) > 59 || two(17) > 59 {
+		return false
+	}
+	days := [...]int{31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31}[month-1]
+	if month == 2 && year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+		days = 29
+	}
+	return day <= days
+}
+
 // simpleEscape is the byte a one-character JSON escape (the character after
 // the backslash) stands for; false for \u, which the fast paths leave to
 // event.Decoder. RecordDecoder and the transcoder share it so that they

@@ -7,7 +7,6 @@ import (
 	"math/bits"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/evothesis/collector/event"
@@ -95,7 +94,7 @@ func (t *transcoder) appendObject(dst []byte, id uint64, data []byte) ([]byte, b
 		return dst, false
 	}
 	var fields [nFields]token
-	var recv, ts time.Time
+	var recv, ts []byte // the 27 bytes between the quotes
 	var raw []byte
 	i := len(recordV1)
 	for {
@@ -123,17 +122,13 @@ func (t *transcoder) appendObject(dst []byte, id uint64, data []byte) ([]byte, b
 		i = tok.end
 		switch string(key) {
 		case "received_at", "timestamp":
-			if !tok.plain || tok.end-tok.start != 29 {
-				return dst, false
-			}
-			tm, ok := ParseRecordTime(data[tok.start+1:])
-			if !ok {
+			if !tok.plain || tok.end-tok.start != 29 || !isCanonicalRecordTime(data[tok.start+1:]) {
 				return dst, false
 			}
 			if key[0] == 'r' {
-				recv = tm
+				recv = data[tok.start+1 : tok.end-1]
 			} else {
-				ts = tm
+				ts = data[tok.start+1 : tok.end-1]
 			}
 		default:
 			f := recordField(key)
@@ -147,7 +142,7 @@ func (t *transcoder) appendObject(dst []byte, id uint64, data []byte) ([]byte, b
 		}
 		i++
 	}
-	if ev := fields[fEventID]; ev.end-ev.start <= 2 || recv.IsZero() || ts.IsZero() || !event.IsCompactRaw(raw) {
+	if ev := fields[fEventID]; ev.end-ev.start <= 2 || recv == nil || ts == nil || string(recv) == zeroRecordTime || string(ts) == zeroRecordTime || !event.IsCompactRaw(raw) {
 		return dst, false
 	}
 	orig := len(dst)
@@ -167,14 +162,14 @@ func (t *transcoder) appendObject(dst []byte, id uint64, data []byte) ([]byte, b
 	str(`,"visitor_id":`, fVisitorID)
 	str(`,"site_id":`, fSiteID)
 	dst = append(dst, `,"timestamp":"`...)
-	dst = appendTime(dst, ts)
+	dst = append(dst, ts...)
 	dst = append(dst, '"')
 	str(`,"url":`, fURL)
 	str(`,"path":`, fPath)
 	dst = append(dst, `,"raw_event_data":`...)
 	dst = append(dst, raw...)
 	dst = append(dst, `,"received_at":"`...)
-	dst = appendTime(dst, recv)
+	dst = append(dst, recv...)
 	dst = append(dst, '"')
 	str(`,"referrer":`, fReferrer)
 	str(`,"ip_address":`, fIPAddress)
@@ -185,6 +180,10 @@ func (t *transcoder) appendObject(dst []byte, id uint64, data []byte) ([]byte, b
 	}
 	return append(dst, '}'), true
 }
+
+// zeroRecordTime is the zero time.Time as a record holds it: the decoder
+// takes it for a missing time, so the transcoder leaves such records to it.
+const zeroRecordTime = "0001-01-01T00:00:00.000000Z"
 
 // stringToken finds the JSON string starting at data[i], ending where
 // RecordDecoder's str ends it: at the first quote when no backslash comes

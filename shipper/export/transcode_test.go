@@ -186,3 +186,57 @@ func BenchmarkWriteRecord(b *testing.B) {
 		})
 	})
 }
+
+// canonicalByParsing is what isCanonicalRecordTime promises: the time
+// parses, and formatting it again gives the same bytes.
+func canonicalByParsing(b []byte) bool {
+	tm, ok := ParseRecordTime(b)
+	return ok && string(event.AppendTime(nil, tm)) == string(b[:27])
+}
+
+func TestCanonicalRecordTimeIsWhatFormatsBackTheSame(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want bool
+	}{
+		{`2025-06-22T12:00:00.000001Z"`, true},
+		{`0000-01-01T00:00:00.000000Z"`, true},
+		{`9999-12-31T23:59:59.999999Z"`, true},
+		{`2024-02-29T00:00:00.000000Z"`, true},  // leap year
+		{`2000-02-29T00:00:00.000000Z"`, true},  // divisible by 400
+		{`1900-02-29T00:00:00.000000Z"`, false}, // divisible by 100: March 1st
+		{`2025-02-29T00:00:00.000000Z"`, false},
+		{`2025-04-31T00:00:00.000000Z"`, false},
+		{`2025-06-22T24:00:00.000000Z"`, false},
+		{`2025-06-22T23:60:00.000000Z"`, false},
+		{`2025-06-22T23:59:60.000000Z"`, false}, // a leap second normalizes
+		{`2025-00-22T12:00:00.000000Z"`, false},
+		{`2025-13-22T12:00:00.000000Z"`, false},
+		{`2025-06-00T12:00:00.000000Z"`, false},
+		{`2025-06-22T12:00:00.00000aZ"`, false},
+		{`2025-06-22T12:00:00.000000Z`, false}, // no closing quote
+		{`2025-06-22 12:00:00.000000Z"`, false},
+		{`+025-06-22T12:00:00.000000Z"`, false},
+	} {
+		if got := isCanonicalRecordTime([]byte(c.in)); got != c.want {
+			t.Errorf("isCanonicalRecordTime(%q) = %v, want %v", c.in, got, c.want)
+		}
+		if got := canonicalByParsing([]byte(c.in)); len(c.in) >= 28 && got != c.want {
+			t.Errorf("the table is wrong for %q: parse and format again says %v", c.in, got)
+		}
+	}
+}
+
+func FuzzCanonicalRecordTime(f *testing.F) {
+	f.Add([]byte(`2025-06-22T12:00:00.000001Z"`))
+	f.Add([]byte(`1900-02-29T00:00:00.000000Z"`))
+	f.Add([]byte(`2025-06-22T23:59:60.000000Z"`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) < 28 {
+			return
+		}
+		if got, want := isCanonicalRecordTime(b), canonicalByParsing(b); got != want {
+			t.Fatalf("isCanonicalRecordTime(%q) = %v, parse and format again: %v", b, got, want)
+		}
+	})
+}
