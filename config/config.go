@@ -263,7 +263,7 @@ func (c *Config) bindAll(b *binder) {
 	b.str(&c.ExportFormat, "EXPORT_FORMAT", "json", "json, ndjson, csv or parquet (comma-separated for several)")
 	b.str(&c.ExportCompression, "EXPORT_COMPRESSION", "gzip", "gzip, zstd or none (parquet uses its own zstd)")
 	bind(b, &c.ExportMaxAttempts, "EXPORT_MAX_ATTEMPTS", "8", "attempts before an export unit is dead-lettered", parseInt)
-	bind(b, &c.ExportConcurrency, "EXPORT_CONCURRENCY", "2", "concurrent uploads", parseInt)
+	bind(b, &c.ExportConcurrency, "EXPORT_CONCURRENCY", "2", "upload slots: concurrent uploads, up to 4 small objects per slot", parseInt)
 	bind(b, &c.ExportThreshold, "EXPORT_THRESHOLD_EVENTS", "0", "also export when this many events are pending; 0 disables", parseInt)
 	b.str(&c.ExportWebhookURL, "EXPORT_WEBHOOK_URL", "", "client notification webhook (single-client mode)")
 	b.str(&c.ExportStateDir, "EXPORT_STATE_DIR", "", "shipper state: unit plans, dead letters, audit log, manual runs (empty: shipper/ beside WAL_DIR)")

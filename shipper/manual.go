@@ -340,12 +340,12 @@ func (s *Shipper) runArchive(ctx context.Context, run *Run, spec *Destination, p
 			key := export.ObjectKey(prefix, g.Site, g.Hour, s.opts.NodeID, g.MinID, g.MaxID, f, c)
 			meta := export.Metadata{ExportID: run.ID, ExportTime: run.StartedAt, EventCount: g.Count, Start: g.First, End: g.Last,
 				Client: spec.Client, NodeID: s.opts.NodeID, FirstIndex: g.MinID, LastIndex: g.MaxID}
-			if s.slots.acquireUpTo(ctx, 1) == 0 {
+			if !s.slots.acquireSlot(ctx) {
 				return ctx.Err()
 			}
 			start := time.Now()
 			res, err := s.streamArchiveObject(ctx, spec, q, g, key, f, c, meta)
-			s.slots.release(1)
+			s.slots.releaseSlot()
 			if err != nil {
 				return err
 			}

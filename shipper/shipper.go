@@ -84,7 +84,8 @@ type Options struct {
 	Log      Log    // required
 	NodeID   string // required: part of every key
 	StateDir string // required: plans, dead letters, audit log, manual runs
-	// Concurrency bounds concurrent uploads across all destinations (EXPORT_CONCURRENCY, 2).
+	// Concurrency is the number of upload slots across all destinations
+	// (EXPORT_CONCURRENCY, 2): one object uploads in each, or up to 4 small ones.
 	Concurrency int
 	// MaxAttempts before a unit is dead-lettered (EXPORT_MAX_ATTEMPTS, 8).
 	MaxAttempts int

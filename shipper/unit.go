@@ -33,6 +33,7 @@ type group struct {
 	site        string
 	hour        time.Time
 	count       int
+	bytes       int64     // of its WAL records: small groups share upload slots
 	first, last time.Time // receive-time range
 }
 
@@ -89,6 +90,7 @@ func scanGroups(ctx context.Context, log recordReader, first, last uint64, filte
 		}
 		g := groups[gi]
 		g.count++
+		g.bytes += int64(len(r.Data))
 		if recv.Before(g.first) {
 			g.first = recv
 		}
@@ -136,10 +138,10 @@ func (j *unitJob) run(ctx context.Context, log recordReader) (unitResult, error)
 // left is the last wave's uploads and the manifest, which need neither the
 // WAL nor pass 1's index.
 type finishingUnit struct {
-	j     *unitJob
-	res   unitResult
-	last  *waveUploads // nil: no wave left running
-	slots int          // upload slots the last wave holds
+	j      *unitJob
+	res    unitResult
+	last   *waveUploads // nil: no wave left running
+	tokens int          // of the upload slots, the last wave holds
 }
 
 // start runs the unit up to the end of its last wave's encoding; finish
@@ -180,35 +182,42 @@ func (j *unitJob) start(ctx context.Context, log recordReader) (*finishingUnit, 
 			todo = append(todo, objectSpec{g: g, gi: uint32(gi), format: f, key: key})
 		}
 	}
+	// A wave is as many objects as the free upload slots take, small ones
+	// several to a slot: with many sites, most objects are small, and each
+	// wave is one read of the unit and, per object, a store round trip.
+	tokens := make([]int, len(todo))
+	for i, o := range todo {
+		tokens[i] = objectTokens(o.g.bytes)
+	}
 	for len(todo) > 0 {
-		n := j.sem.acquireUpTo(ctx, len(todo))
+		n, held := j.sem.acquire(ctx, tokens)
 		if n == 0 {
 			return p, ctx.Err()
 		}
 		wave := todo[:n]
-		todo = todo[n:]
+		todo, tokens = todo[n:], tokens[n:]
 		up, err := j.startWave(ctx, log, wave, of)
 		if err != nil {
-			j.sem.release(n)
+			j.sem.release(held)
 			return p, err
 		}
 		if len(todo) == 0 {
 			// The last wave uploads while the caller goes on (finish).
-			p.last, p.slots = up, n
+			p.last, p.tokens = up, held
 			break
 		}
-		if err := p.collect(up, n); err != nil {
+		if err := p.collect(up, held); err != nil {
 			return p, err
 		}
 	}
 	return p, nil
 }
 
-// collect waits for a wave's uploads, gives its slots back and records
+// collect waits for a wave's uploads, gives its tokens back and records
 // what it stored.
-func (p *finishingUnit) collect(up *waveUploads, slots int) error {
+func (p *finishingUnit) collect(up *waveUploads, tokens int) error {
 	entries, err := up.wait()
-	p.j.sem.release(slots)
+	p.j.sem.release(tokens)
 	for _, e := range entries {
 		p.res.entries = append(p.res.entries, e)
 		if p.j.onStored != nil {
@@ -223,7 +232,7 @@ func (p *finishingUnit) finish(ctx context.Context) (unitResult, error) {
 	j, res := p.j, &p.res
 	if up := p.last; up != nil {
 		p.last = nil
-		if err := p.collect(up, p.slots); err != nil {
+		if err := p.collect(up, p.tokens); err != nil {
 			return *res, err
 		}
 	}
