@@ -231,15 +231,19 @@ func (r *destRunner) plan(now time.Time) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	spec := r.spec
+	interval, maxEvents, realtime := spec.Schedule.Realtime()
 	if r.st.LastTick.IsZero() {
-		// First start: the first scheduled export is the next tick.
+		// First start: the first scheduled export is the next tick. Saved
+		// at once, so a restart after a tick passes exports it; a real-time
+		// schedule has no ticks, and its plan is saved with its first units.
 		r.st.LastTick = now
 		r.lastPlan = now
-		if err := saveState(r.s.opts.StateDir, r.st); err != nil {
-			return err
+		if !realtime {
+			if err := saveState(r.s.opts.StateDir, r.st); err != nil {
+				return err
+			}
 		}
 	}
-	interval, maxEvents, realtime := spec.Schedule.Realtime()
 	// A tick passes whether or not there is anything to export: it is not
 	// owed again later.
 	tickDue := !realtime && !now.Before(spec.Schedule.Next(r.st.LastTick))

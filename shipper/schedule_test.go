@@ -96,6 +96,35 @@ func TestScheduledUnitsBecomeEligibleAtTheTick(t *testing.T) {
 	}
 }
 
+// TestATickThatPassesWhileDownIsExportedAtStart: the first start records
+// its first tick at once, so a restart after the tick exports what was
+// there (a real-time schedule skips that save: it has no ticks).
+func TestATickThatPassesWhileDownIsExportedAtStart(t *testing.T) {
+	l := openTestWAL(t, t.TempDir(), 64<<10)
+	defer l.Close()
+	appendEvents(t, l, 50, []string{"a.com"}, time.Date(2025, 6, 22, 10, 0, 0, 0, time.UTC), map[uint64]event.Event{})
+	clock := newFakeClock(time.Date(2025, 6, 22, 12, 30, 0, 0, time.UTC))
+	fs, _ := NewFileStore(t.TempDir())
+	stateDir := t.TempDir()
+	dests := []Destination{{
+		Client: "acme", Kind: KindClient, Store: fs, Prefix: "h", Formats: []export.Format{export.FormatNDJSON},
+		Compression: export.CompressionGzip, Schedule: everySchedule{d: time.Hour}, ScheduleName: "hourly",
+	}}
+	ts := startShipper(t, Options{Log: l, StateDir: stateDir, Now: clock.now}, dests)
+	firstTick := clock.now().Add(time.Hour)
+	waitFor(t, "the first tick planned", 10*time.Second, func() bool {
+		next := ts.Status().Destinations[0].NextRun
+		return next != nil && next.Equal(firstTick)
+	})
+	ts.stop()
+	// Down across the tick.
+	clock.set(clock.now().Add(90 * time.Minute))
+	ts = startShipper(t, Options{Log: l, StateDir: stateDir, Now: clock.now}, dests)
+	defer ts.stop()
+	last := l.LastIndex()
+	waitFor(t, "the missed tick's export", 30*time.Second, func() bool { return ts.Status().Destinations[0].Position == last })
+}
+
 func TestThresholdCountsOnlyTheDestinationsEvents(t *testing.T) {
 	l := openTestWAL(t, t.TempDir(), 1<<20)
 	defer l.Close()
