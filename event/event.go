@@ -52,38 +52,91 @@ const timeLayout = "2006-01-02T15:04:05.000000Z07:00"
 
 // AppendTime appends t as RFC 3339 UTC with microseconds
 // (2006-01-02T15:04:05.000000Z). It is written out by hand because it runs
-// twice per accepted event and time.AppendFormat's layout interpretation was
-// a sixth of the accept path's CPU.
+// twice per accepted event: time.AppendFormat's layout interpretation was a
+// sixth of the accept path's CPU, and t.Date plus t.Clock (each converting
+// the time again) with a division per digit were still ~400 instructions.
+// The civil date comes from the day number in one pass (H. Hinnant's
+// days-to-civil algorithm) and digits go out in pairs from a table.
 func AppendTime(dst []byte, t time.Time) []byte {
-	t = t.UTC()
-	year, month, day := t.Date()
-	if year < 0 || year > 9999 {
-		return t.AppendFormat(dst, timeLayout)
+	sec := t.Unix()
+	if sec < minFastUnix || sec >= maxFastUnix {
+		// Outside years 0000-9999 the fixed-width form does not apply.
+		return t.UTC().AppendFormat(dst, timeLayout)
 	}
-	hour, min, sec := t.Clock()
+	days := sec / 86400
+	sod := sec - days*86400
+	if sod < 0 {
+		days--
+		sod += 86400
+	}
+	year, month, day := civilFromDays(days)
 	micro := t.Nanosecond() / 1000
 	var b [27]byte
-	put := func(i, v, width int) {
-		for j := i + width - 1; j >= i; j-- {
-			b[j] = byte('0' + v%10)
-			v /= 10
-		}
-	}
-	put(0, year, 4)
+	put2(b[0:2], year/100)
+	put2(b[2:4], year%100)
 	b[4] = '-'
-	put(5, int(month), 2)
+	put2(b[5:7], month)
 	b[7] = '-'
-	put(8, day, 2)
+	put2(b[8:10], day)
 	b[10] = 'T'
-	put(11, hour, 2)
+	put2(b[11:13], int(sod/3600))
 	b[13] = ':'
-	put(14, min, 2)
+	put2(b[14:16], int(sod/60%60))
 	b[16] = ':'
-	put(17, sec, 2)
+	put2(b[17:19], int(sod%60))
 	b[19] = '.'
-	put(20, micro, 6)
+	put2(b[20:22], micro/10000)
+	put2(b[22:24], micro/100%100)
+	put2(b[24:26], micro%100)
 	b[26] = 'Z'
 	return append(dst, b[:]...)
+}
+
+// Unix seconds of 0000-01-01T00:00:00Z and 10000-01-01T00:00:00Z: the range
+// AppendTime formats itself.
+const (
+	minFastUnix = -62167219200
+	maxFastUnix = 253402300800
+)
+
+// civilFromDays converts days since 1970-01-01 to the proleptic Gregorian
+// year, month and day (https://howardhinnant.github.io/date_algorithms.html).
+func civilFromDays(days int64) (year, month, day int) {
+	z := days + 719468 // days since 0000-03-01
+	era := z / 146097
+	if z < 0 && z%146097 != 0 {
+		era--
+	}
+	doe := z - era*146097                                  // [0, 146096]
+	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365 // [0, 399]
+	doy := doe - (365*yoe + yoe/4 - yoe/100)               // [0, 365], from March 1
+	mp := (5*doy + 2) / 153                                // [0, 11], March = 0
+	day = int(doy - (153*mp+2)/5 + 1)
+	month = int(mp + 3)
+	if mp >= 10 {
+		month = int(mp - 9)
+	}
+	year = int(yoe + era*400)
+	if month <= 2 {
+		year++
+	}
+	return year, month, day
+}
+
+const digitPairs = "00010203040506070809" +
+	"10111213141516171819" +
+	"20212223242526272829" +
+	"30313233343536373839" +
+	"40414243444546474849" +
+	"50515253545556575859" +
+	"60616263646566676869" +
+	"70717273747576777879" +
+	"80818283848586878889" +
+	"90919293949596979899"
+
+// put2 writes v (0-99) as two digits.
+func put2(b []byte, v int) {
+	b[0], b[1] = digitPairs[2*v], digitPairs[2*v+1]
 }
 
 // AppendRecord appends the WAL record encoding of e to dst.

@@ -3,6 +3,7 @@ package event
 import (
 	"bytes"
 	"encoding/json"
+	"math/rand/v2"
 	"reflect"
 	"strings"
 	"testing"
@@ -64,9 +65,35 @@ func TestAppendTimeMatchesLayout(t *testing.T) {
 		time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC),
 		time.Date(2024, 2, 29, 1, 2, 3, 4000, time.FixedZone("x", -5*3600)),
 		time.Date(12000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(-1, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(1969, 12, 31, 23, 59, 59, 999999000, time.UTC),
+		time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(1900, 2, 28, 23, 0, 0, 0, time.UTC),
+		time.Date(2000, 2, 29, 0, 0, 0, 0, time.UTC),
+		time.Date(2100, 3, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(400, 2, 29, 12, 30, 0, 0, time.UTC),
+		time.Date(2026, 12, 1, 16, 30, 0, 999, time.FixedZone("y", 14*3600)),
+		{}, // the zero time, year 1
 	} {
 		if got, want := string(AppendTime(nil, tm)), tm.UTC().Format(timeLayout); got != want {
 			t.Errorf("AppendTime(%v) = %s, want %s", tm, got, want)
+		}
+	}
+	// Every 13th day of years 0000-9999 (each at a different time of day), and
+	// random instants across and beyond that range.
+	for d, tm := 0, time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC); tm.Year() < 10000; d += 13 {
+		tm = time.Date(0, 1, 1+d, 0, 0, d%86400, d*7919%1000000*1000, time.UTC)
+		if got, want := string(AppendTime(nil, tm)), tm.Format(timeLayout); got != want {
+			t.Fatalf("AppendTime(%v) = %s, want %s", tm, got, want)
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 200000 {
+		tm := time.Unix(rng.Int64N(2*maxFastUnix)-maxFastUnix, rng.Int64N(1e9))
+		if got, want := string(AppendTime(nil, tm)), tm.UTC().Format(timeLayout); got != want {
+			t.Fatalf("AppendTime(%v) = %s, want %s", tm, got, want)
 		}
 	}
 }

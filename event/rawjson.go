@@ -1,6 +1,7 @@
 package event
 
 import (
+	"math/bits"
 	"unicode/utf8"
 )
 
@@ -203,8 +204,21 @@ var rawPlain = func() (t [256]bool) {
 // checker can copy or skip in one go.
 func PlainRun[T ~string | ~[]byte](s T, i int) int {
 	n := len(s)
-	// A table, unrolled by four: strings in events are mostly short, where
-	// this beats 8-byte SWAR steps.
+	// Eight bytes at a time while eight remain: URLs, user agents and ids
+	// are long runs, where this takes ~3 instructions a byte against the
+	// table's ~5, and the word where the run ends gives the byte's place
+	// at once (the canonical pass and the record encoder each walk every
+	// string, and most strings end in such a word).
+	for i+8 <= n {
+		b := s[i : i+8] // one bounds check; the compiler merges the loads
+		w := uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+			uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
+		if m := nonPlainBytes(w); m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+		i += 8
+	}
+	// A table, unrolled by four, for the last few bytes.
 	for i+4 <= n && rawPlain[s[i]] && rawPlain[s[i+1]] && rawPlain[s[i+2]] && rawPlain[s[i+3]] {
 		i += 4
 	}
@@ -212,6 +226,24 @@ func PlainRun[T ~string | ~[]byte](s T, i int) int {
 		i++
 	}
 	return i
+}
+
+// nonPlainBytes returns, for the eight bytes of w (the first in the low
+// byte), a mask whose lowest set bit is the high bit of the first byte that
+// is not plain (see rawPlain): below 0x20, from 0x80, '"' or '\\'; zero when
+// all eight are plain. Bits above the lowest may be spurious.
+//
+// The w term flags bytes from 0x80 exactly. Below the first of those, x -
+// k*ones sets the high bit of the first byte of x below k and of no byte
+// before it (the "has a byte less than" bit trick: a borrow only carries
+// upwards, from a byte that is below k); '"' and '\\' are bytes below 1 once
+// xored away.
+func nonPlainBytes(w uint64) uint64 {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	return (w | (w - 0x20*ones) | ((w ^ '"'*ones) - ones) | ((w ^ '\\'*ones) - ones)) & highs
 }
 
 // rawString checks the string at raw[i] == '"' and returns the index after

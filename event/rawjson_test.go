@@ -3,6 +3,8 @@ package event
 import (
 	"bytes"
 	"encoding/json"
+	"math/bits"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"testing"
@@ -141,10 +143,11 @@ func BenchmarkIsCompactRaw(b *testing.B) {
 }
 
 // TestPlainRunStopsAtTheFirstByteToLookAt puts every byte value at every
-// position of short and longer strings (both sides of the unrolled steps).
+// position of short and longer strings (both sides of the unrolled steps and
+// of the eight-byte words, over several words).
 func TestPlainRunStopsAtTheFirstByteToLookAt(t *testing.T) {
 	plain := func(c byte) bool { return c >= 0x20 && c < 0x80 && c != '"' && c != '\\' }
-	for n := 0; n <= 11; n++ {
+	for n := 0; n <= 27; n++ {
 		for pos := 0; pos < n; pos++ {
 			for c := 0; c < 256; c++ {
 				b := bytes.Repeat([]byte{'a'}, n)
@@ -165,6 +168,84 @@ func TestPlainRunStopsAtTheFirstByteToLookAt(t *testing.T) {
 		}
 		if got := PlainRun(bytes.Repeat([]byte{'a'}, n), n); got != n {
 			t.Fatalf("PlainRun at the end = %d, want %d", got, n)
+		}
+	}
+	// Words mixing bytes next to the boundaries (borrows between the bytes
+	// of a word must neither hide a byte to look at nor invent one).
+	edges := []byte{0x00, 0x01, 0x1f, 0x20, 0x21, '"', 0x23, 0x5b, '\\', 0x5d, 0x7e, 0x7f, 0x80, 0xff, 'a'}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 300000 {
+		b := make([]byte, 1+rng.IntN(40))
+		for j := range b {
+			if rng.IntN(4) == 0 {
+				b[j] = edges[rng.IntN(len(edges))]
+			} else {
+				b[j] = byte(0x20 + rng.IntN(0x60))
+			}
+		}
+		from := rng.IntN(len(b))
+		want := from
+		for want < len(b) && plain(b[want]) {
+			want++
+		}
+		if got := PlainRun(b, from); got != want {
+			t.Fatalf("PlainRun(%q, %d) = %d, want %d", b, from, got, want)
+		}
+	}
+}
+
+func TestNonPlainBytesFindsTheFirst(t *testing.T) {
+	plain := func(c byte) bool { return c >= 0x20 && c < 0x80 && c != '"' && c != '\\' }
+	word := func(b [8]byte) (w uint64) {
+		for k, v := range b {
+			w |= uint64(v) << (8 * k)
+		}
+		return w
+	}
+	first := func(b [8]byte) int {
+		for k, v := range b {
+			if !plain(v) {
+				return k
+			}
+		}
+		return 8
+	}
+	got := func(b [8]byte) int {
+		m := nonPlainBytes(word(b))
+		if m == 0 {
+			return 8
+		}
+		return bits.TrailingZeros64(m) / 8
+	}
+	// Every byte value in every lane, the other lanes plain or just inside
+	// or outside each bound (a neighbour may borrow or be borrowed from).
+	for _, fill := range []byte{'a', 0x20, 0x7f, 0x21, 0x5d, 0x23, 0x5b, 0x7e, 0x1f, 0x80, '"', '\\', 0x00} {
+		for lane := 0; lane < 8; lane++ {
+			for c := 0; c < 256; c++ {
+				var b [8]byte
+				for k := range b {
+					b[k] = fill
+				}
+				b[lane] = byte(c)
+				if g, w := got(b), first(b); g != w {
+					t.Fatalf("nonPlainBytes(%q): first non-plain byte %d, want %d", b[:], g, w)
+				}
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	edges := []byte{0x00, 0x01, 0x1f, 0x20, 0x21, '"', 0x23, 0x5b, '\\', 0x5d, 0x7e, 0x7f, 0x80, 0xc3, 0xff}
+	for range 500000 {
+		var b [8]byte
+		for k := range b {
+			if rng.IntN(3) == 0 {
+				b[k] = edges[rng.IntN(len(edges))]
+			} else {
+				b[k] = byte(rng.IntN(256))
+			}
+		}
+		if g, w := got(b), first(b); g != w {
+			t.Fatalf("nonPlainBytes(%q): first non-plain byte %d, want %d", b[:], g, w)
 		}
 	}
 }
