@@ -72,7 +72,9 @@ func canonicalJSONSpans(dst []byte, spans []valueSpan, src []byte, record bool) 
 	i := 0
 	var err error
 	for {
-		for i < len(src) && isJSONSpace(src[i]) {
+		// Every JSON space is <= ' ', so one comparison settles the common
+		// case (compact JSON: a token follows at once).
+		for i < len(src) && src[i] <= ' ' && isJSONSpace(src[i]) {
 			i++
 		}
 		if i >= len(src) {
@@ -146,6 +148,35 @@ func canonicalJSONSpans(dst []byte, spans []valueSpan, src []byte, record bool) 
 				spans[len(spans)-1].val.end = len(dst)
 			}
 			state = wantCommaOrClose
+			// Compact JSON puts the comma right after the value: take it
+			// here rather than in a trip round the loop, whose head reloads
+			// every variable the loop keeps (on compact events those reloads
+			// were ~45% of the pass's own instructions).
+			if i < len(src) && src[i] == ',' && depth > 0 {
+				dst = append(dst, ',')
+				i++
+				state = wantValue
+				if stack[depth-1] == '{' {
+					state = wantKey
+					// And the next member's key and colon, as in wantKey: one
+					// trip round the loop per scalar member instead of four.
+					if i < len(src) && src[i] == '"' {
+						keyStart := len(dst)
+						if dst, i, err = appendCanonicalString(dst, src, i); err != nil {
+							return dst, spans, err
+						}
+						if record && depth <= maxSpanLevel {
+							key = span{keyStart, len(dst)}
+						}
+						state = wantColon
+						if i < len(src) && src[i] == ':' {
+							dst = append(dst, ':')
+							i++
+							state = wantValue
+						}
+					}
+				}
+			}
 		case wantKeyOrClose:
 			if c == '}' {
 				depth--
@@ -170,6 +201,11 @@ func canonicalJSONSpans(dst []byte, spans []valueSpan, src []byte, record bool) 
 				key = span{keyStart, len(dst)}
 			}
 			state = wantColon
+			if i < len(src) && src[i] == ':' { // compact JSON, as above
+				dst = append(dst, ':')
+				i++
+				state = wantValue
+			}
 		case wantColon:
 			if c != ':' {
 				return dst, spans, syntaxErr(i, "expected ':' after an object key")

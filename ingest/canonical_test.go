@@ -53,6 +53,18 @@ func TestCanonicalJSON(t *testing.T) {
 		{"two values", `{} {}`, ""},
 		{"missing colon", `{"a" 1}`, ""},
 		{"bad literal", `[tru]`, ""},
+		// Compact members take the comma, the next key and its colon in one
+		// step; each of them broken or spaced must still be read as before.
+		{"compact members", `{"a":1,"b":"x","c":[2,3],"d":{"e":null}}`, `{"a":1,"b":"x","c":[2,3],"d":{"e":null}}`},
+		{"space after a comma", `{"a":1, "b":2}`, `{"a":1,"b":2}`},
+		{"space before a colon", `{"a":1,"b" :2}`, `{"a":1,"b":2}`},
+		{"space before a comma", `{"a":1 ,"b":2}`, `{"a":1,"b":2}`},
+		{"compact key without colon", `{"a":1,"b"2}`, ""},
+		{"compact key without value", `{"a":1,"b":}`, ""},
+		{"compact key unterminated", `{"a":1,"b`, ""},
+		{"compact key not a string", `{"a":1,2:3}`, ""},
+		{"comma after the top value", `1,2`, ""},
+		{"double comma", `[1,,2]`, ""},
 		{"too deep", strings.Repeat("[", maxJSONDepth+1) + strings.Repeat("]", maxJSONDepth+1), ""},
 		{"deep enough", strings.Repeat("[", maxJSONDepth) + strings.Repeat("]", maxJSONDepth), strings.Repeat("[", maxJSONDepth) + strings.Repeat("]", maxJSONDepth)},
 	}

@@ -26,6 +26,7 @@ type Handler struct {
 	retryAfter string
 	appendLog  logLimiter
 	requests   atomic.Uint64 // requests begun, for Requests
+	eventIDs   eventIDs
 }
 
 // New returns the ingest handlers writing to app.
@@ -68,7 +69,7 @@ func (h *Handler) getState() *reqState {
 	if st, ok := h.states.Get().(*reqState); ok {
 		return st
 	}
-	return newReqState()
+	return newReqState(&h.eventIDs)
 }
 
 func (h *Handler) putState(st *reqState) {

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/evothesis/collector/event"
-	"github.com/google/uuid"
 	"github.com/valyala/fasthttp"
 )
 
@@ -35,8 +34,10 @@ type reqState struct {
 	resp     []byte
 
 	// Random bits for event ids, read from crypto/rand a few hundred at a
-	// time instead of one syscall per id.
-	random *bufio.Reader
+	// time instead of one syscall per id; idBits holds one id's.
+	random  *bufio.Reader
+	idBits  [8]byte
+	eventID *eventIDs // the Handler's id generator, shared by every request
 }
 
 // item is the outcome for one event of the request.
@@ -49,8 +50,8 @@ type item struct {
 
 type keyValue struct{ key, value []byte }
 
-func newReqState() *reqState {
-	return &reqState{random: bufio.NewReaderSize(rand.Reader, 1024)}
+func newReqState(ids *eventIDs) *reqState {
+	return &reqState{random: bufio.NewReaderSize(rand.Reader, 1024), eventID: ids}
 }
 
 // maxPooledBytes: a state that grew beyond this for one huge batch is not
@@ -94,7 +95,7 @@ func (st *reqState) addEvent(canon []byte, ev eventSpan) {
 		it.field, it.message = fe.field, fe.message
 		return
 	}
-	id, err := uuid.NewV7FromReader(st.random)
+	id, err := st.eventID.newID(st.info.received, st.random, &st.idBits)
 	if err != nil {
 		it.message = "cannot generate an event id"
 		return
@@ -207,7 +208,7 @@ func (st *reqState) addKeyValuesEvent() {
 
 func isUTMParam(k []byte) bool { return len(k) > 4 && string(k[:4]) == "utm_" }
 
-func encodeUUID(dst *[36]byte, u uuid.UUID) {
+func encodeUUID(dst *[36]byte, u [16]byte) {
 	const hex = "0123456789abcdef"
 	j := 0
 	for i, c := range u {
