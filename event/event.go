@@ -1,6 +1,7 @@
 package event
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -276,6 +277,12 @@ func (d *Decoder) DecodeRecord(data []byte, e *Event) error {
 				return
 			}
 			e.Raw = val.MarshalTo(nil)
+			// fastjson takes bytes JSON forbids (a raw control character in
+			// a key, say) as they are: a record whose raw is not JSON is
+			// refused here, not handed on to be written out broken.
+			if !IsCompactRaw(e.Raw) && !json.Valid(e.Raw) {
+				decodeErr = fmt.Errorf("%w: raw is not valid JSON", ErrBadRecord)
+			}
 			return
 		}
 		sb, err := val.StringBytes()

@@ -108,7 +108,11 @@ func TestInvalidUTF8BecomesReplacementChar(t *testing.T) {
 func TestDecodeRejectsGarbage(t *testing.T) {
 	var d Decoder
 	var e Event
-	for _, in := range []string{"", "[]", `{"v":2,"event_id":"x","received_at":"2025-01-01T00:00:00Z"}`, `{"v":1}`, `{"v":1,"event_id":1}`, "{\"v\":1,\"event_id\":\"x\",\"received_at\":\"nope\"}"} {
+	for _, in := range []string{"", "[]", `{"v":2,"event_id":"x","received_at":"2025-01-01T00:00:00Z"}`, `{"v":1}`, `{"v":1,"event_id":1}`, "{\"v\":1,\"event_id\":\"x\",\"received_at\":\"nope\"}",
+		// fastjson parses raw control characters in strings; JSON does not.
+		"{\"v\":1,\"event_id\":\"0\",\"received_at\":\"2025-01-01T00:00:00.000000Z\",\"raw\":{\"\x1b\":{}}}",
+		"{\"v\":1,\"event_id\":\"0\",\"received_at\":\"2025-01-01T00:00:00.000000Z\",\"raw\":{\"a\":\"\n\"}}",
+	} {
 		if err := d.DecodeRecord([]byte(in), &e); err == nil {
 			t.Errorf("%q: decoded without error", in)
 		}
