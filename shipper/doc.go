@@ -80,8 +80,9 @@
 // At most Concurrency objects upload at once across all destinations, or
 // up to 4 small ones (their group's records under 256 KiB: slots.go's
 // smallObjectBytes) in place of one: with many sites most objects are
-// small, each a store round trip, and a small one holds its encoder and a
-// few hundred KiB at most. One object holds at most about 3 × the part size (8 MiB default: the
+// small, each a store round trip, and a small one holds its encoder (zstd
+// with a 256 KiB window in its lower-memory mode: about 1.8 MiB) and a few
+// hundred KiB at most. One object holds at most about 3 × the part size (8 MiB default: the
 // first part, buffered only as far as the object needs and reused between
 // uploads, plus the upload manager's part pool of two), the encoder's
 // buffers (64 KiB, plus the compressor: zstd about 4 MiB with its 1 MiB

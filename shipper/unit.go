@@ -514,7 +514,11 @@ func (j *unitJob) encode(ctx context.Context, log recordReader, objs []*openObje
 		}
 		opened = append(opened, o)
 		o.buf = bufio.NewWriterSize(sink, 64<<10)
-		w, err := export.NewWriter(o.buf, s.format, j.compFor(s.format), meta)
+		var opts []export.Option
+		if objectTokens(s.g.bytes) < smallPerSlot {
+			opts = append(opts, export.SmallObject())
+		}
+		w, err := export.NewWriter(o.buf, s.format, j.compFor(s.format), meta, opts...)
 		if err != nil {
 			if o.pw != nil {
 				close(o.done) // no upload started
