@@ -94,11 +94,7 @@ func TestNextUnitIsReadWhileTheLastOneUploads(t *testing.T) {
 	ts.stop()
 	keys := fileObjects(t, fs.root)
 	got, _ := readAll(t, fs, keys)
-	for id := range want {
-		if len(got[id]) != 1 {
-			t.Fatalf("event %d exported %d times", id, len(got[id]))
-		}
-	}
+	checkExportedOnce(t, got, want)
 }
 
 // TestLagGaugesFollowThePosition: the lag gauges reach 0 when the last unit

@@ -141,6 +141,16 @@ func s3Dest(t testing.TB, srv *s3test.Server, bucket, secret string) *S3Store {
 	return st
 }
 
+// checkExportedOnce fails unless every event of want is in got exactly once.
+func checkExportedOnce(t testing.TB, got map[uint64][]export.ExportedEvent, want map[uint64]event.Event) {
+	t.Helper()
+	for id := range want {
+		if len(got[id]) != 1 {
+			t.Fatalf("event %d exported %d times", id, len(got[id]))
+		}
+	}
+}
+
 // readAll decodes every export object under keys and counts each WAL index.
 func readAll(t testing.TB, st Store, keys []string) (map[uint64][]export.ExportedEvent, []export.Manifest) {
 	t.Helper()

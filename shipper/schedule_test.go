@@ -182,11 +182,7 @@ func TestRestartReexportsThePersistedRange(t *testing.T) {
 		t.Fatalf("persisted range 1-60 not exported under its key %s; keys %v", wantKey, keys)
 	}
 	got, _ := readAll(t, fs, keys)
-	for id := range want {
-		if len(got[id]) != 1 {
-			t.Fatalf("event %d exported %d times", id, len(got[id]))
-		}
-	}
+	checkExportedOnce(t, got, want)
 }
 
 func TestATickWithNothingToExportPassesInsteadOfSpinning(t *testing.T) {

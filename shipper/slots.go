@@ -41,9 +41,12 @@ func newUploadSlots(n int) *uploadSlots {
 	return &uploadSlots{free: n * smallPerSlot, freed: make(chan struct{}), abandoned: map[uint64]bool{}}
 }
 
-// objectTokens is what one object of a group of recordBytes holds.
-func objectTokens(recordBytes int64) int {
-	if recordBytes <= smallObjectBytes {
+// small reports whether the objects of g are small ones.
+func (g *group) small() bool { return g.bytes <= smallObjectBytes }
+
+// objectTokens is what one object of group g holds.
+func objectTokens(g *group) int {
+	if g.small() {
 		return 1
 	}
 	return smallPerSlot

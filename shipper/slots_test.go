@@ -171,11 +171,7 @@ func TestSmallObjectsShareAnUploadSlot(t *testing.T) {
 	})
 	ts.stop()
 	got, _ := readAll(t, fs, fileObjects(t, fs.root))
-	for id := range want {
-		if len(got[id]) != 1 {
-			t.Fatalf("event %d exported %d times", id, len(got[id]))
-		}
-	}
+	checkExportedOnce(t, got, want)
 	store.mu.Lock()
 	defer store.mu.Unlock()
 	if store.maxSeen != smallPerSlot {

@@ -187,7 +187,7 @@ func (j *unitJob) start(ctx context.Context, log recordReader) (*finishingUnit, 
 	// wave is one read of the unit and, per object, a store round trip.
 	tokens := make([]int, len(todo))
 	for i, o := range todo {
-		tokens[i] = objectTokens(o.g.bytes)
+		tokens[i] = objectTokens(o.g)
 	}
 	for len(todo) > 0 {
 		n, held := j.sem.acquire(ctx, tokens)
@@ -515,7 +515,7 @@ func (j *unitJob) encode(ctx context.Context, log recordReader, objs []*openObje
 		opened = append(opened, o)
 		o.buf = bufio.NewWriterSize(sink, 64<<10)
 		var opts []export.Option
-		if objectTokens(s.g.bytes) < smallPerSlot {
+		if s.g.small() {
 			opts = append(opts, export.SmallObject())
 		}
 		w, err := export.NewWriter(o.buf, s.format, j.compFor(s.format), meta, opts...)
