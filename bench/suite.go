@@ -345,10 +345,7 @@ func (s *suite) scenarioCeiling(ctx context.Context) error {
 	}
 	defer noop.Kill()
 	for _, mode := range s.p.syncModes {
-		p, err := s.serve(ctx, "ceiling-"+mode, map[string]string{"WAL_SYNC": mode})
-		if err != nil {
-			return err
-		}
+		var peakRSSKB int64
 		for i, sh := range shapes {
 			if i > 0 && !s.p.ceilExtra && mode != "always" {
 				continue
@@ -357,10 +354,17 @@ func (s *suite) scenarioCeiling(ctx context.Context) error {
 				Traffic: TrafficOptions{Mix: sh.mix, BatchSize: sh.batch}}
 			b, err := s.load(ctx, "no-op / "+sh.name+" (before WAL_SYNC="+mode+")", o)
 			if err != nil {
-				p.Kill()
 				return err
 			}
 			baseline := pick(b, sh.events)
+			// Each shape gets a fresh collector and an empty WAL: one run's
+			// records must not count against the next one's WAL_MAX_BYTES
+			// (nothing consumes them here), nor leave it a bigger page cache.
+			name := fmt.Sprintf("ceiling-%s-%d", mode, i+1)
+			p, err := s.serve(ctx, name, map[string]string{"WAL_SYNC": mode})
+			if err != nil {
+				return err
+			}
 			before, _ := ReadProcStats(p.Pid())
 			o.Target = p.URL
 			r, err := s.load(ctx, "WAL_SYNC="+mode+" / "+sh.name, o)
@@ -370,6 +374,11 @@ func (s *suite) scenarioCeiling(ctx context.Context) error {
 			}
 			u := usage(p, before, r.Elapsed, r.AcceptedEventsPerSec, "ceiling "+mode+" "+sh.name)
 			s.ceilPeaks = append(s.ceilPeaks, u)
+			peakRSSKB = max(peakRSSKB, u.peakRSSKB)
+			if err := p.Stop(30 * time.Second); err != nil {
+				s.note("stop after WAL_SYNC=%s / %s: %v", mode, sh.name, err)
+			}
+			os.RemoveAll(s.dir(name + "-wal"))
 			f := Figure{Name: fmt.Sprintf("%s, WAL_SYNC=%s", sh.name, mode), Value: pick(r, sh.events), Unit: sh.unit,
 				Baseline: baseline, BaselineName: "no-op", Command: fmt.Sprintf("WAL_SYNC=%s collector serve & %s", mode, cmdFor(o))}
 			switch {
@@ -386,13 +395,8 @@ func (s *suite) scenarioCeiling(ctx context.Context) error {
 				s.note("%s WAL_SYNC=%s: %d events refused (status %v, errors %v)", sh.name, mode, refused, r.Status, r.Errors)
 			}
 		}
-		st, _ := ReadProcStats(p.Pid())
-		s.figure(Figure{Name: "peak RSS, WAL_SYNC=" + mode, Value: roundTo(float64(st.PeakRSSKB)/1024, 1), Unit: "MiB",
-			Target: "< 150 MiB", Met: met(st.PeakRSSKB < 150*1024)})
-		if err := p.Stop(30 * time.Second); err != nil {
-			s.note("stop after WAL_SYNC=%s: %v", mode, err)
-		}
-		os.RemoveAll(s.dir("ceiling-" + mode + "-wal"))
+		s.figure(Figure{Name: "peak RSS, WAL_SYNC=" + mode, Value: roundTo(float64(peakRSSKB)/1024, 1), Unit: "MiB",
+			Target: "< 150 MiB", Met: met(peakRSSKB > 0 && peakRSSKB < 150*1024)})
 	}
 	s.note("load generator and servers share the machine's %d cores; the no-op runs as its own process, like the collector", s.res.Machine.Cores)
 	return nil
