@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
+	"github.com/valyala/fasthttp/pprofhandler"
 )
 
 // connLimitSlack is how far fasthttp's own connection limit sits above
@@ -74,6 +75,11 @@ func New(opts Options, routes []Route, health ...HealthReporter) (*Server, error
 		}))
 		all = append(all, Route{Method: fasthttp.MethodGet, Path: "/metrics", Handler: metricsHandler})
 	}
+	// Go's profiles, for an operator chasing CPU or memory on a live node
+	// (`curl -H "Authorization: Bearer $ADMIN_TOKEN" .../debug/pprof/heap`).
+	// Admin only: a profile shows the program's insides and a CPU profile
+	// or trace costs CPU while it runs.
+	all = append(all, Route{Method: fasthttp.MethodGet, Path: "/debug/pprof/*", Handler: pprofhandler.PprofHandler, Admin: true})
 	if s.router, err = newRouter(all, metrics.requests); err != nil {
 		return nil, err
 	}

@@ -241,3 +241,24 @@ func TestAppendTimestampMatchesLayout(t *testing.T) {
 		}
 	}
 }
+
+func TestProfilesNeedTheAdminToken(t *testing.T) {
+	ts := serve(t, Options{AdminToken: "secret"}, nil)
+	auth := map[string]string{"Authorization": "Bearer secret"}
+	if a := ts.do("GET", "/debug/pprof/heap", nil, ""); !a.isError(401, "Authorization") {
+		t.Errorf("heap profile without the token: %d %s", a.status, a.body)
+	}
+	heap := ts.do("GET", "/debug/pprof/heap", auth, "")
+	if heap.status != 200 || !strings.HasPrefix(heap.body, "\x1f\x8b") {
+		t.Errorf("heap profile: %d, %d bytes, want 200 and a gzipped profile", heap.status, len(heap.body))
+	}
+	if index := ts.do("GET", "/debug/pprof/", auth, ""); index.status != 200 || !strings.Contains(index.body, "goroutine") {
+		t.Errorf("profile index: %d %.200s", index.status, index.body)
+	}
+	if goroutines := ts.do("GET", "/debug/pprof/goroutine?debug=1", auth, ""); goroutines.status != 200 || !strings.Contains(goroutines.body, "goroutine profile:") {
+		t.Errorf("goroutine dump: %d %.200s", goroutines.status, goroutines.body)
+	}
+	if a := serve(t, Options{}, nil).do("GET", "/debug/pprof/heap", nil, ""); !a.isError(403, "Authorization") {
+		t.Errorf("heap profile with admin endpoints disabled: %d %s", a.status, a.body)
+	}
+}
