@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/evothesis/collector/event"
+	"github.com/evothesis/collector/internal/heapsample"
 	"github.com/evothesis/collector/wal"
 )
 
@@ -103,6 +104,7 @@ func BenchmarkLoaderVsRawCopyFrom(b *testing.B) {
 		}
 		return time.Since(start), processCPU() - c0
 	}
+	var peakLive uint64 // the loader's rounds' largest live heap (the WAL's tail included)
 	runLoader := func() (time.Duration, time.Duration) {
 		reset()
 		if _, err := log.RegisterConsumer(ConsumerName); err != nil {
@@ -120,7 +122,7 @@ func BenchmarkLoaderVsRawCopyFrom(b *testing.B) {
 		}
 		runCtx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
-		runtime.GC()
+		heap := heapsample.Start(2 * time.Millisecond) // collects garbage first
 		c0, start := processCPU(), time.Now()
 		go func() { done <- l.Run(runCtx) }()
 		var firstCommit time.Time
@@ -131,6 +133,8 @@ func BenchmarkLoaderVsRawCopyFrom(b *testing.B) {
 			time.Sleep(200 * time.Microsecond)
 		}
 		d, c := time.Since(start), processCPU()-c0
+		_, _, live := heap.Stop()
+		peakLive = max(peakLive, live)
 		b.Logf("loader: %v commits, first commit after %s", testutil.ToFloat64(l.m.batches), firstCommit.Sub(start))
 		cancel()
 		if err := <-done; err != nil {
@@ -173,6 +177,7 @@ func BenchmarkLoaderVsRawCopyFrom(b *testing.B) {
 	perRow := func(name string) float64 { return float64(cpu[name].Microseconds()) / float64(n*b.N) }
 	b.ReportMetric(perRow("raw"), "raw_client_cpu_µs/row")
 	b.ReportMetric(perRow("loader"), "loader_client_cpu_µs/row")
+	b.ReportMetric(float64(peakLive)/(1<<20), "loader_peak_live_heap_MiB")
 	if got := db.count(b, "SELECT count(*) FROM events"); got != int64(n) {
 		b.Fatalf("%d rows loaded, want %d", got, n)
 	}

@@ -10,15 +10,13 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"runtime"
-	rtmetrics "runtime/metrics"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/evothesis/collector/event"
+	"github.com/evothesis/collector/internal/heapsample"
 	"github.com/evothesis/collector/shipper/export"
 	"github.com/evothesis/collector/shipper/s3test"
 	"github.com/evothesis/collector/wal"
@@ -362,64 +360,15 @@ func BenchmarkShipperMemory(b *testing.B) {
 		b.Run(fmt.Sprintf("segment_%dMiB", seg>>20), func(b *testing.B) {
 			l, _ := benchWALCache(b, seg, 64<<20, 1)
 			last := sealedEnd(l)
-			heap := sampleHeap()
+			heap := heapsample.Start(5 * time.Millisecond)
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				exportOnce(b, l, store, fmt.Sprintf("mem%d_%d", seg>>20, i), export.FormatNDJSON, export.CompressionZstd, last)
 			}
 			b.StopTimer()
-			heap.report(b)
+			heap.Report(b)
 		})
 	}
-}
-
-// heapSampler samples the heap every 5 ms until report.
-type heapSampler struct {
-	base           uint64
-	peak, peakLive atomic.Uint64
-	stop           chan struct{}
-	wg             sync.WaitGroup
-}
-
-func sampleHeap() *heapSampler {
-	h := &heapSampler{stop: make(chan struct{})}
-	runtime.GC()
-	var base runtime.MemStats
-	runtime.ReadMemStats(&base)
-	h.base = base.HeapInuse
-	live := []rtmetrics.Sample{{Name: "/gc/heap/live:bytes"}}
-	h.wg.Add(1)
-	go func() {
-		defer h.wg.Done()
-		var ms runtime.MemStats
-		for {
-			select {
-			case <-h.stop:
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
-			runtime.ReadMemStats(&ms)
-			if ms.HeapInuse > h.peak.Load() {
-				h.peak.Store(ms.HeapInuse)
-			}
-			rtmetrics.Read(live)
-			if v := live[0].Value.Uint64(); v > h.peakLive.Load() {
-				h.peakLive.Store(v)
-			}
-		}
-	}()
-	return h
-}
-
-// report stops sampling and reports the peak heap in use above the heap
-// at the start, the heap at the start and the peak live heap.
-func (h *heapSampler) report(b *testing.B) {
-	close(h.stop)
-	h.wg.Wait()
-	peak := h.peak.Load()
-	b.ReportMetric(float64(peak-min(peak, h.base))/(1<<20), "peak_heap_MiB_above_base")
-	b.ReportMetric(float64(h.base)/(1<<20), "base_heap_MiB")
-	b.ReportMetric(float64(h.peakLive.Load())/(1<<20), "peak_live_heap_MiB")
 }
 
 // BenchmarkExportTwoDestinations is scenario 5 of the bench suite in
@@ -592,7 +541,7 @@ func BenchmarkExportManySites(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/rtt_%dms", tc.name, rtt.Milliseconds()), func(b *testing.B) {
 				var wall, cpu time.Duration
 				puts := 0
-				heap := sampleHeap()
+				heap := heapsample.Start(5 * time.Millisecond)
 				for i := 0; i < b.N; i++ {
 					st := &memStore{rtt: rtt, objs: map[string][]byte{}}
 					name := fmt.Sprintf("many%d", i)
@@ -629,7 +578,7 @@ func BenchmarkExportManySites(b *testing.B) {
 				b.ReportMetric(float64(puts)/float64(b.N), "puts/op")
 				// The in-memory store keeps every object: of the heap, only
 				// the live peak says what the shipper holds.
-				heap.report(b)
+				heap.Report(b)
 			})
 		}
 	}
