@@ -22,18 +22,25 @@ type Sampler struct {
 }
 
 // Start collects garbage, notes the heap in use as the base, and samples
-// every interval until Report.
+// every interval until Report. It reads runtime/metrics, which, unlike
+// runtime.ReadMemStats, does not stop the world: sampling every few
+// milliseconds must not slow the code whose speed the benchmark reports.
 func Start(interval time.Duration) *Sampler {
 	h := &Sampler{stop: make(chan struct{})}
 	runtime.GC()
-	var base runtime.MemStats
-	runtime.ReadMemStats(&base)
-	h.base = base.HeapInuse
-	live := []rtmetrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	samples := []rtmetrics.Sample{
+		{Name: "/memory/classes/heap/objects:bytes"}, // with the next, MemStats.HeapInuse
+		{Name: "/memory/classes/heap/unused:bytes"},
+		{Name: "/gc/heap/live:bytes"},
+	}
+	read := func() (inuse, live uint64) {
+		rtmetrics.Read(samples)
+		return samples[0].Value.Uint64() + samples[1].Value.Uint64(), samples[2].Value.Uint64()
+	}
+	h.base, _ = read()
 	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()
-		var ms runtime.MemStats
 		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
@@ -42,13 +49,12 @@ func Start(interval time.Duration) *Sampler {
 				return
 			case <-t.C:
 			}
-			runtime.ReadMemStats(&ms)
-			if ms.HeapInuse > h.peak.Load() {
-				h.peak.Store(ms.HeapInuse)
+			inuse, live := read()
+			if inuse > h.peak.Load() {
+				h.peak.Store(inuse)
 			}
-			rtmetrics.Read(live)
-			if v := live[0].Value.Uint64(); v > h.peakLive.Load() {
-				h.peakLive.Store(v)
+			if live > h.peakLive.Load() {
+				h.peakLive.Store(live)
 			}
 		}
 	}()
